@@ -1,0 +1,50 @@
+"""The error tree of Mandate. Only `web/` maps these to HTTP statuses; only `cli.py` maps them to exit codes.
+
+MandateError                   every error this package raises on purpose; the message says what to do
+├── ConfigError                a setting is missing or malformed (names the setting)
+├── DatabaseUnavailable        the database cannot be reached or started
+├── ToolNotFound               no suitable psql / pg_dump / pg_restore for the server's version
+├── MigrationError             a migration failed; the transaction was rolled back
+│   ├── MigrationLockTimeout   another runner holds the migration lock (names its pid and application)
+│   ├── UnknownDatabaseShape   the database is neither empty, nor Mandate-managed, nor legacy Mandate
+│   └── SchemaTooOld           the schema is older than this code needs (names the command to run)
+└── GovernanceError            a governance bundle or request broke a rule (names file, object, field)
+"""
+
+from __future__ import annotations
+
+
+class MandateError(Exception):
+    """Base class for every error Mandate raises deliberately."""
+
+
+class ConfigError(MandateError):
+    """A configuration value is missing or malformed."""
+
+
+class DatabaseUnavailable(MandateError):
+    """The database cannot be reached, or the embedded server cannot be started."""
+
+
+class ToolNotFound(MandateError):
+    """No PostgreSQL client tool of a suitable major version was found."""
+
+
+class MigrationError(MandateError):
+    """A migration could not be applied; nothing of it was kept."""
+
+
+class MigrationLockTimeout(MigrationError):
+    """Another migration runner holds the migration lock."""
+
+
+class UnknownDatabaseShape(MigrationError):
+    """The database holds tables the runner cannot classify."""
+
+
+class SchemaTooOld(MigrationError):
+    """The database schema is older than the code requires."""
+
+
+class GovernanceError(MandateError):
+    """Governance data (a bundle, a spec, a policy) is invalid."""

@@ -1,0 +1,283 @@
+"""The migration runner: applies `migrations/NNN_*.sql` in order, one transaction each, recorded in migration_log.
+
+A session-level advisory lock keeps two runners from interleaving; the second waits (bounded) and then fails,
+naming the holder. A database that predates migration_log but has the legacy Mandate shape (LEGACY-SCHEMA.md) is
+adopted: versions 001–007 are recorded as a baseline instead of being re-run. A database that is neither empty,
+managed, nor legacy is refused with what differs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+import mandate
+from mandate.errors import MigrationError, MigrationLockTimeout, UnknownDatabaseShape
+from mandate.migrate import catalog
+from mandate.migrate.files import MigrationFile, load
+
+#: The two-key advisory lock every runner takes ('MAND', 'MIGR'); the server reads it to answer 503 meanwhile.
+LOCK_KEYS = (0x4D414E44, 0x4D494752)
+LEGACY_BASELINE = 7
+TOOL = f"mandate {mandate.__version__}"
+
+MIGRATION_LOG_DDL = """
+CREATE SCHEMA IF NOT EXISTS mandate;
+CREATE TABLE IF NOT EXISTS mandate.migration_log (
+    migration_version integer PRIMARY KEY,
+    name text NOT NULL,
+    description text NOT NULL DEFAULT '',
+    checksum text,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz NOT NULL,
+    duration_ms numeric(12, 3) NOT NULL,
+    applied_by text NOT NULL DEFAULT current_user,
+    tool_version text NOT NULL,
+    baseline boolean NOT NULL DEFAULT false,
+    details jsonb NOT NULL DEFAULT '{}'::jsonb
+);
+"""
+
+_HOLDER = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '(no application name)'), a.usename, a.backend_start
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2
+LIMIT 1
+"""
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    version: int
+    name: str
+    checksum: str | None
+    started_at: datetime
+    duration_ms: float
+    applied_by: str
+    tool_version: str
+    baseline: bool
+
+
+@dataclass
+class Status:
+    state: str  # empty | legacy | managed
+    applied: list[AppliedMigration] = field(default_factory=list)
+    pending: list[MigrationFile] = field(default_factory=list)
+    changed: list[tuple[AppliedMigration, MigrationFile]] = field(default_factory=list)
+    unknown: list[AppliedMigration] = field(default_factory=list)  # applied, but no such file in this code
+    index_warnings: list[str] = field(default_factory=list)
+
+    @property
+    def current_version(self) -> int:
+        return max((a.version for a in self.applied), default=0)
+
+
+def legacy_description() -> dict[str, Any]:
+    text = resources.files("mandate.migrate").joinpath("legacy_schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _mandate_tables(conn: psycopg.Connection[Any]) -> set[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p')"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def classify(conn: psycopg.Connection[Any]) -> tuple[str, list[str]]:
+    """Return (state, index_warnings) with state empty | managed | legacy; raise UnknownDatabaseShape otherwise."""
+    tables = _mandate_tables(conn)
+    if "migration_log" in tables:
+        return "managed", []
+    if not tables:
+        return "empty", []
+    comparison = catalog.compare(catalog.describe(conn), legacy_description())
+    if comparison.matches:
+        return "legacy", comparison.index_warnings
+    shown = comparison.structural[:25]
+    more = len(comparison.structural) - len(shown)
+    raise UnknownDatabaseShape(
+        "schema mandate holds tables but no migration_log, and it is not the legacy Mandate schema "
+        "(LEGACY-SCHEMA.md), so the runner will not touch it. What differs:\n  - "
+        + "\n  - ".join(shown)
+        + (f"\n  … and {more} more" if more else "")
+    )
+
+
+def applied_migrations(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
+    rows = conn.execute(
+        "SELECT migration_version, name, checksum, started_at, duration_ms, applied_by, tool_version, baseline "
+        "FROM mandate.migration_log ORDER BY migration_version"
+    ).fetchall()
+    return [AppliedMigration(r[0], r[1], r[2], r[3], float(r[4]), r[5], r[6], r[7]) for r in rows]
+
+
+def status(conn: psycopg.Connection[Any], files: list[MigrationFile] | None = None) -> Status:
+    files = load() if files is None else files
+    state, warnings = classify(conn)
+    result = Status(state=state, index_warnings=warnings)
+    if state == "managed":
+        result.applied = applied_migrations(conn)
+    by_version = {f.version: f for f in files}
+    done = {a.version for a in result.applied}
+    if state == "legacy":
+        done = set(range(1, LEGACY_BASELINE + 1))
+    result.pending = [f for f in files if f.version not in done]
+    for a in result.applied:
+        f = by_version.get(a.version)
+        if f is None:
+            result.unknown.append(a)
+        elif a.checksum is not None and a.checksum != f.checksum:
+            result.changed.append((a, f))
+    return result
+
+
+class MigrationLock:
+    """The session-level advisory lock that serialises runners (a context manager)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], wait_s: float) -> None:
+        self.conn = conn
+        self.wait_s = wait_s
+
+    def __enter__(self) -> MigrationLock:
+        conn = self.conn
+        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{int(self.wait_s * 1000)}ms")))
+        try:
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
+        except psycopg.errors.LockNotAvailable:
+            holder = conn.execute(_HOLDER, LOCK_KEYS).fetchone()
+            who = (
+                f"pid {holder[0]}, application {holder[1]!r}, user {holder[2]}, connected since {holder[3]:%Y-%m-%d %H:%M:%S%z}"
+                if holder
+                else "a session that has since released it"
+            )
+            raise MigrationLockTimeout(
+                f"another migration runner holds the migration lock ({who}); waited {self.wait_s:g}s. "
+                "Let it finish, or stop that session, then run the command again."
+            ) from None
+        finally:
+            conn.execute("RESET lock_timeout")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.conn.closed:
+            self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+
+
+def lock_holder(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
+    """(pid, application) of the session holding the migration lock, if any."""
+    row = conn.execute(_HOLDER, LOCK_KEYS).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+@dataclass
+class Runner:
+    """Applies pending migrations. `conn` must be in autocommit mode (each migration opens its own transaction)."""
+
+    conn: psycopg.Connection[Any]
+    lock_wait_s: float = 30.0
+    lock_timeout: str = "10s"
+    statement_timeout: str = "0"
+    progress: Progress = lambda _message: None
+    files: list[MigrationFile] = field(default_factory=load)
+
+    def up(
+        self, to: int | None = None, details: Mapping[int, Mapping[str, Any]] | None = None
+    ) -> list[AppliedMigration]:
+        """Apply pending migrations up to `to` (default: all). Returns what was applied now."""
+        if to is not None and to not in {f.version for f in self.files}:
+            raise MigrationError(f"there is no migration {to:03d}; known: {', '.join(f.label for f in self.files)}")
+        done: list[AppliedMigration] = []
+        with MigrationLock(self.conn, self.lock_wait_s):
+            state, warnings = classify(self.conn)
+            self._bootstrap(state, warnings)
+            current = status(self.conn, self.files)
+            for f in current.pending:
+                if to is not None and f.version > to:
+                    break
+                done.append(self.apply(f, (details or {}).get(f.version, {})))
+        return done
+
+    def _bootstrap(self, state: str, index_warnings: list[str]) -> None:
+        if state == "managed":
+            return
+        with self.conn.transaction():
+            self.conn.execute(MIGRATION_LOG_DDL)
+            if state == "legacy":
+                self.progress(f"adopting a legacy Mandate database: recording 001–{LEGACY_BASELINE:03d} as baseline")
+                for f in self.files:
+                    if f.version > LEGACY_BASELINE:
+                        break
+                    self.conn.execute(
+                        "INSERT INTO mandate.migration_log (migration_version, name, description, checksum, "
+                        "started_at, finished_at, duration_ms, tool_version, baseline, details) "
+                        "VALUES (%s, %s, %s, NULL, now(), now(), 0, %s, true, %s)",
+                        (
+                            f.version,
+                            f.name,
+                            f"baseline: adopted from an existing legacy database — {f.description}",
+                            TOOL,
+                            json.dumps({"index_warnings": index_warnings}),
+                        ),
+                    )
+
+    def apply(self, f: MigrationFile, details: Mapping[str, Any] | None = None) -> AppliedMigration:
+        self.progress(f"applying {f.label}: {f.description}")
+        started = time.perf_counter()
+
+        def forward(diag: psycopg.errors.Diagnostic) -> None:
+            if diag.message_primary:
+                self.progress(diag.message_primary)
+
+        self.conn.add_notice_handler(forward)
+        try:
+            with self.conn.transaction():
+                self.session_settings()
+                row = self.conn.execute("SELECT clock_timestamp()").fetchone()
+                assert row is not None
+                started_at: datetime = row[0]
+                self.conn.execute(f.executable_sql())
+                duration_ms = (time.perf_counter() - started) * 1000
+                self.conn.execute(
+                    "INSERT INTO mandate.migration_log (migration_version, name, description, checksum, "
+                    "started_at, finished_at, duration_ms, tool_version, details) "
+                    "VALUES (%s, %s, %s, %s, %s, clock_timestamp(), %s, %s, %s)",
+                    (
+                        f.version,
+                        f.name,
+                        f.description,
+                        f.checksum,
+                        started_at,
+                        round(duration_ms, 3),
+                        TOOL,
+                        json.dumps(dict(details or {})),
+                    ),
+                )
+        except psycopg.Error as exc:
+            diag = exc.diag
+            where = f" (at {diag.context.strip().splitlines()[0]})" if diag.context else ""
+            raise MigrationError(
+                f"migration {f.label} failed and was rolled back: {(diag.message_primary or str(exc)).strip()}{where}"
+            ) from exc
+        finally:
+            self.conn.remove_notice_handler(forward)
+        self.progress(f"applied {f.label} in {duration_ms:.0f} ms")
+        return AppliedMigration(f.version, f.name, f.checksum, started_at, duration_ms, "", TOOL, False)
+
+    def session_settings(self) -> None:
+        """Transaction-local settings for a migration: timeouts, and the marker that the runner records it."""
+        for name, value in (("lock_timeout", self.lock_timeout), ("statement_timeout", self.statement_timeout)):
+            self.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
+        self.conn.execute("SELECT set_config('mandate.runner', 'on', true)")
