@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from mandate.migrate.runner import Runner
 
@@ -33,9 +33,8 @@ class PgServer:
     admin_url: str
 
     def url(self, database: str) -> str:
-        params = conninfo_to_dict(self.admin_url)
-        params["dbname"] = database
-        return make_conninfo("", **{k: str(v) for k, v in params.items() if v is not None})
+        parts = urlsplit(self.admin_url)
+        return urlunsplit(parts._replace(path="/" + database))
 
     def admin(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.admin_url, autocommit=True)
@@ -46,6 +45,19 @@ class PgServer:
             if template:
                 query += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
             conn.execute(query)
+            if template:
+                # Database-level settings (the default search_path) are not copied by CREATE DATABASE … TEMPLATE.
+                for (setting,) in conn.execute(
+                    "SELECT unnest(s.setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+                    "WHERE d.datname = %s AND s.setrole = 0",
+                    (template,),
+                ).fetchall():
+                    key, _, value = setting.partition("=")
+                    conn.execute(
+                        sql.SQL("ALTER DATABASE {} SET {} = {}").format(
+                            sql.Identifier(name), sql.Identifier(key), sql.SQL(value)
+                        )
+                    )
         return self.url(name)
 
     def drop(self, name: str) -> None:
@@ -74,6 +86,8 @@ def _embedded(tmp: Path) -> Iterator[str]:
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
     external = os.environ.get("MANDATE_TEST_DATABASE_URL")
     if external:
+        if not external.startswith(("postgresql://", "postgres://")):
+            raise pytest.UsageError("MANDATE_TEST_DATABASE_URL must be a postgresql:// URL")
         server = PgServer(external)
         yield server
         with server.admin() as conn:

@@ -5,6 +5,7 @@ Exit codes: 0 success; 1 a Mandate error (the message says what to do); 2 usage 
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -23,8 +24,9 @@ migrate_app = typer.Typer(help="Apply and inspect schema migrations.", no_args_i
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Piped output (logs, CI, `| less`) is not squeezed to 80 columns: checksums and messages stay whole.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 
 def _settings() -> Settings:

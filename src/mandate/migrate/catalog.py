@@ -76,7 +76,19 @@ WHERE n.nspname = %s ORDER BY 1
 
 
 def describe(conn: psycopg.Connection[Any], *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Describe schema `mandate`: {enums, functions, tables: {name: {columns, constraints, indexes, triggers}}}."""
+    """Describe schema `mandate`: {enums, functions, tables: {name: {columns, constraints, indexes, triggers}}}.
+
+    Names are schema-qualified whatever the session's search_path (it is set to pg_catalog meanwhile)."""
+    row = conn.execute("SELECT current_setting('search_path')").fetchone()
+    assert row is not None
+    conn.execute("SELECT set_config('search_path', 'pg_catalog', false)")
+    try:
+        return _describe(conn, exclude)
+    finally:
+        conn.execute("SELECT set_config('search_path', %s, false)", (row[0],))
+
+
+def _describe(conn: psycopg.Connection[Any], exclude: frozenset[str]) -> dict[str, Any]:
     tables: dict[str, dict[str, Any]] = {}
 
     def table(name: str) -> dict[str, Any]:
