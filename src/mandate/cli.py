@@ -5,7 +5,7 @@ Exit codes: 0 success; 1 a Mandate error (the message says what to do); 2 usage 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -25,6 +25,17 @@ app.add_typer(backup_app, name="backup")
 def db_url() -> None:
     """Print the database URL in use (starting the embedded server if needed): psql "$(mandate db url)"."""
     print(database_url(settings()))
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 3000,
+) -> None:
+    """Run the API (and UI) server. Refuses a database whose schema is older than this code needs."""
+    from mandate.web.serve import serve as run
+
+    run(database_url(settings()), host, port)
 
 
 def main(argv: list[str] | None = None) -> Any:

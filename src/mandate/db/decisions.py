@@ -1,0 +1,206 @@
+"""Read queries over decisions, verdicts and timelines: one function per question, parameters always bound.
+
+Lists are ordered newest first with a stable tie-break and paginated by keyset (a cursor names the last row
+seen), so deep pages cost the same as the first and rows never repeat or vanish between pages.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import orjson
+from psycopg import AsyncConnection, sql
+
+DECISION_COLUMNS = sql.SQL(
+    """d.decision_id, d.stage::text AS stage, d.organization_id, d.domain, d.intent, d.actor, d.target,
+       d."timestamp", d.created_at, d.spec_id, d.spec_version, d.scope AS attribution,
+       v.verdict_id, v.verdict::text AS verdict, v.scope_id, v.owning_team, v.snapshot_id, v.snapshot_version,
+       v.summary, v.matched_policy_ids"""
+)
+VERDICT_OF_DECISION = sql.SQL(
+    """LEFT JOIN LATERAL (
+        SELECT v.* FROM mandate.verdict_events v
+        WHERE v.decision_id = d.decision_id AND (v.stage = d.stage OR v.stage IS NULL)
+        ORDER BY v."timestamp" DESC, v.verdict_id DESC LIMIT 1) v ON true"""
+)
+
+
+class BadCursor(ValueError):
+    """A pagination cursor that this server did not produce."""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """The position after the last row of a page: (timestamp, id, stage) of that row."""
+
+    timestamp: datetime
+    key: UUID
+    stage: str | None = None
+
+    def encode(self) -> str:
+        raw = orjson.dumps([self.timestamp.isoformat(), str(self.key), self.stage])
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            ts, key, stage = orjson.loads(raw)
+            return cls(datetime.fromisoformat(ts), UUID(key), stage)
+        except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError) as exc:
+            raise BadCursor("cursor is not one this server produced; start again without it") from exc
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    """Filters shared by decision and verdict lists. `domain` never matches another domain's rows."""
+
+    organization_id: UUID | None = None
+    domain: str | None = None
+    verdict: str | None = None
+    intent: str | None = None
+    stage: str | None = None
+    agent: str | None = None
+    service: str | None = None
+    actor: str | None = None
+    target: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _where(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list[Any]]:
+    t = sql.Identifier(table)
+    clauses: list[sql.Composable] = []
+    params: list[Any] = []
+
+    def add(fragment: str, value: Any) -> None:
+        clauses.append(sql.SQL(fragment).format(t=t))
+        params.append(value)
+
+    if f.organization_id is not None:
+        add("{t}.organization_id = %s", f.organization_id)
+    if f.domain is not None:
+        add("{t}.domain = %s", f.domain)
+    if f.since is not None:
+        add('{t}."timestamp" >= %s', f.since)
+    if f.until is not None:
+        add('{t}."timestamp" < %s', f.until)
+    if f.verdict is not None:
+        add("v.verdict = %s::mandate.verdict", f.verdict)
+    if f.intent is not None:
+        add("d.intent = %s", f.intent)
+    if f.stage is not None:
+        add("d.stage = %s::mandate.stage", f.stage)
+    if f.agent is not None:
+        add("d.scope->>'agent' = %s", f.agent)
+    if f.service is not None:
+        add("d.scope->>'service' = %s", f.service)
+    if f.actor is not None:
+        add("d.actor = %s", f.actor)
+    if f.target is not None:
+        add("d.target = %s", f.target)
+    return clauses, params
+
+
+def _and(clauses: list[sql.Composable]) -> sql.Composable:
+    return sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
+
+
+async def list_decisions(
+    conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, *, limit: int, cursor: Cursor | None = None
+) -> Page:
+    clauses, params = _where(f, table="d")
+    if cursor is not None:
+        clauses.append(sql.SQL('(d."timestamp", d.decision_id, d.stage) < (%s, %s, %s::mandate.stage)'))
+        params += [cursor.timestamp, cursor.key, cursor.stage]
+    query = sql.SQL(
+        """SELECT {columns} FROM mandate.decision_events d {verdict} {where}
+        ORDER BY d."timestamp" DESC, d.decision_id DESC, d.stage DESC LIMIT %s"""
+    ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=_and(clauses))
+    rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = Cursor(last["timestamp"], last["decision_id"], last["stage"]).encode()
+    return Page(rows, next_cursor)
+
+
+async def verdict_counts(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter) -> dict[str, int]:
+    """Decisions per verdict for a filter (the verdict filter itself is ignored: counts are for every verdict)."""
+    clauses, params = _where(DecisionFilter(**{**f.__dict__, "verdict": None}), table="d")
+    query = sql.SQL(
+        "SELECT coalesce(v.verdict::text, 'NONE') AS verdict, count(*) AS n FROM mandate.decision_events d "
+        "{verdict} {where} GROUP BY 1"
+    ).format(verdict=VERDICT_OF_DECISION, where=_and(clauses))
+    rows = await (await conn.execute(query, params)).fetchall()
+    return {r["verdict"]: r["n"] for r in rows}
+
+
+async def get_decision(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
+    """Every stage of a decision (oldest stage first), each with its verdict summary and context."""
+    query = sql.SQL(
+        """SELECT {columns}, d.context, d.request_hash IS NOT NULL AS has_request_hash
+        FROM mandate.decision_events d {verdict} WHERE d.decision_id = %s ORDER BY d."timestamp", d.stage"""
+    ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION)
+    return await (await conn.execute(query, [decision_id])).fetchall()
+
+
+async def get_verdicts(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
+    """Every verdict of a decision with its full explanation, oldest first."""
+    cur = await conn.execute(
+        """SELECT v.verdict_id, v.decision_id, v.stage::text AS stage, v.verdict::text AS verdict, v.organization_id,
+                  v.domain, v.spec_id, v.spec_version, v.snapshot_id, v.snapshot_version, v.scope_id, v.owning_team,
+                  v.matched_policy_ids, v.summary, v.explanation, v.pause_requires, v.pause_expires_at,
+                  v."timestamp", v.created_at
+           FROM mandate.verdict_events v WHERE v.decision_id = %s ORDER BY v."timestamp", v.verdict_id""",
+        [decision_id],
+    )
+    return await cur.fetchall()
+
+
+async def get_timeline(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
+    cur = await conn.execute(
+        """SELECT entry_id, decision_id, stage::text AS stage, intent, actor, target, summary, details, severity,
+                  event_source::text AS event_source, authority_level::text AS authority_level, organization_id,
+                  domain, spec_id, spec_version, "timestamp", created_at
+           FROM mandate.audit_timeline_entries WHERE decision_id = %s ORDER BY "timestamp", created_at, entry_id""",
+        [decision_id],
+    )
+    return await cur.fetchall()
+
+
+async def list_verdicts(
+    conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, *, limit: int, cursor: Cursor | None = None
+) -> Page:
+    clauses, params = _where(f, table="v")
+    if cursor is not None:
+        clauses.append(sql.SQL('(v."timestamp", v.verdict_id) < (%s, %s)'))
+        params += [cursor.timestamp, cursor.key]
+    query = sql.SQL(
+        """SELECT v.verdict_id, v.decision_id, coalesce(v.stage, d.stage)::text AS stage, v.verdict::text AS verdict,
+                  v.organization_id, v.domain, v.spec_id, v.spec_version, v.snapshot_id, v.snapshot_version,
+                  v.scope_id, v.owning_team, v.matched_policy_ids, v.summary, v."timestamp", v.created_at,
+                  d.intent, d.actor, d.target
+           FROM mandate.verdict_events v
+           JOIN mandate.decision_events d ON d.decision_id = v.decision_id AND (d.stage = v.stage OR v.stage IS NULL)
+           {where}
+           ORDER BY v."timestamp" DESC, v.verdict_id DESC LIMIT %s"""
+    ).format(where=_and(clauses))
+    rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_cursor = Cursor(rows[-1]["timestamp"], rows[-1]["verdict_id"]).encode()
+    return Page(rows, next_cursor)

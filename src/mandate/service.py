@@ -1,0 +1,458 @@
+"""Use cases: ingest a decision (resolve → validate → evaluate → append, in one statement), record an outcome,
+replay a stored decision.
+
+The ingestion path reads governance from the in-memory cache and writes the decision, its verdict and its two
+timeline entries with ONE SQL statement (data-modifying CTEs), which PostgreSQL runs atomically: one database
+round trip per decision, and never a decision without its verdict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from mandate.evaluator import (
+    Decision,
+    Evaluation,
+    GapCode,
+    ScopeIndex,
+    Spec,
+    evaluate,
+    governance_gap,
+    validate_signals,
+)
+from mandate.governance.cache import DomainGovernance, Governance, compile_row, specs_for
+from mandate.governance.records import signal_to_record
+from mandate.observe import ObserveResult, extract
+
+Row = dict[str, Any]
+
+STAGES = ("proposed", "pre_commit", "executed")
+SELECTOR_FIELDS = ("environment", "service", "agent", "system", "tenant")
+_SEVERITY = {"ALLOW": "info", "OBSERVE": "info", "PAUSE": "warning", "BLOCK": "critical"}
+_UUID_CHARS = frozenset("0123456789abcdefABCDEF-")
+_SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: the field (dotted path), a code and a sentence."""
+
+    field: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class IngestError(Exception):
+    """A request that is not stored as a decision. `kind` tells the web layer how to answer."""
+
+    def __init__(self, kind: str, message: str, problems: list[Problem] | None = None, body: Row | None = None):
+        super().__init__(message)
+        self.kind = kind  # attribution | invalid_signals | conflict | not_found
+        self.message = message
+        self.problems = problems or []
+        self.body = body or {}
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """A decision event as sent by an agent (upstream-compatible flat body), already shape-checked."""
+
+    decision_id: uuid.UUID
+    organization_id: str | None
+    domain: str | None
+    intent: str | None
+    stage: str | None
+    actor: str
+    target: str
+    context: Mapping[str, Any]
+    scope: Mapping[str, Any]
+    timestamp: datetime
+    unstructured_context: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)  # the body as received, for the idempotency hash
+
+    def request_hash(self) -> str:
+        return hashlib.sha256(orjson.dumps(self.raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+    def attribution(self) -> dict[str, str | None]:
+        return {name: _str_or_none(self.scope.get(name)) for name in SELECTOR_FIELDS}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass
+class IngestResult:
+    decision_id: uuid.UUID
+    stage: str
+    verdict_id: uuid.UUID
+    evaluation_dict: dict[str, Any]
+    created: bool  # False: an identical re-send, answered with the stored verdict
+
+    def body(self) -> Row:
+        e = self.evaluation_dict
+        pause = e.get("pause")
+        return {
+            "decision_id": str(self.decision_id),
+            "stage": self.stage,
+            "verdict_id": str(self.verdict_id),
+            "verdict": e["verdict"],
+            "summary": e["summary"],
+            "reason": e["reason"],
+            "organization_id": e["organization_id"],
+            "domain": e["domain"],
+            "spec": e["spec"],
+            "snapshot": e["snapshot"],
+            "scope": e["scope"],
+            "matched_policy_ids": e["matched_policy_ids"],
+            "winning_policy_id": e["winning_policy_id"],
+            "pause": pause,
+            "explanation": e,
+            "idempotent_replay": not self.created,
+        }
+
+
+def check_attribution(req: DecisionRequest, governance: Governance) -> DomainGovernance:
+    """§3 step 1: organization, domain, intent and stage present, well-formed and known — or IngestError."""
+    problems: list[Problem] = []
+    org, domain = req.organization_id, req.domain
+    if not org:
+        problems.append(Problem("organization_id", "missing", "organization_id is required"))
+    elif len(org) != 36 or not _UUID_CHARS.issuperset(org) or not _is_uuid(org):
+        problems.append(Problem("organization_id", "malformed", "organization_id must be a UUID"))
+    if not domain:
+        problems.append(Problem("domain", "missing", "domain (or domain_name) is required"))
+    elif not _SLUG_CHARS.issuperset(domain):
+        problems.append(Problem("domain", "malformed", "domain must be a slug: lower-case letters, digits, _ and -"))
+    if not req.intent:
+        problems.append(Problem("intent", "missing", "intent is required"))
+    if not req.stage:
+        problems.append(Problem("stage", "missing", "stage is required"))
+    elif req.stage not in STAGES:
+        problems.append(Problem("stage", "unknown", f"stage must be one of {', '.join(STAGES)}"))
+    if not problems:
+        assert org is not None and domain is not None
+        org = org.lower()
+        if org not in governance.organizations:
+            problems.append(Problem("organization_id", "unknown", f"organization {org} does not exist"))
+        else:
+            d = governance.domain(org, domain)
+            if d is not None:
+                return d
+            problems.append(Problem("domain", "unknown", f"domain {domain} does not exist in organization {org}"))
+    raise IngestError("attribution", "decision attribution is missing, malformed or unknown", problems)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+_signal_records: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {}
+
+
+def _observe(spec: Spec, req: DecisionRequest) -> ObserveResult | None:
+    if not req.unstructured_context:
+        return None
+    key = (spec.spec_id, spec.version)
+    records = _signal_records.get(key)
+    if records is None:
+        records = _signal_records[key] = tuple(signal_to_record(s) for s in spec.signals)
+    return extract(req.unstructured_context, records, req.context)
+
+
+def decide(req: DecisionRequest, d: DomainGovernance) -> tuple[Evaluation, Decision, ObserveResult | None]:
+    """§3 steps 2–10 on cached governance. Raises IngestError('invalid_signals') when signals are invalid."""
+    assert req.intent is not None and req.stage is not None
+    decision = Decision(
+        d.organization_id, d.domain, req.intent, req.stage, req.context, req.attribution(), req.timestamp
+    )
+    spec = d.active_specs.get((req.intent, req.stage))
+    if spec is None:
+        return governance_gap(decision, GapCode.NO_ACTIVE_SPEC), decision, None
+    observed = _observe(spec, req)
+    if observed is not None and observed.values:
+        decision = Decision(
+            decision.organization_id,
+            decision.domain,
+            decision.intent,
+            decision.stage,
+            {**req.context, **observed.values},
+            decision.attribution,
+            decision.timestamp,
+        )
+    problems = validate_signals(spec, decision)
+    if problems:
+        raise IngestError(
+            "invalid_signals",
+            f"{len(problems)} signal problem(s) against spec {spec.spec_id}@{spec.version}; nothing was stored",
+            [Problem(f"context.{p.signal}", p.code, p.message) for p in problems],
+        )
+    resolution = d.scope_index.resolve(decision)
+    if resolution is None:
+        return governance_gap(decision, GapCode.NO_SCOPE, spec=spec), decision, observed
+    if d.snapshot is None:
+        message = d.snapshot_problem or f"no policy snapshot for {d.organization_id}/{d.domain}"
+        return governance_gap(decision, "no_snapshot", message, spec=spec), decision, observed
+    return evaluate(decision, spec, resolution, d.snapshot), decision, observed
+
+
+def explanation_dict(evaluation: Evaluation, observed: ObserveResult | None) -> dict[str, Any]:
+    e = evaluation.to_dict()
+    e["observe"] = None if observed is None else observed.to_dict()
+    return e
+
+
+_INSERT = """
+WITH ins_d AS (
+    INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
+                                         organization_id, domain, spec_id, spec_version, request_hash)
+    VALUES (%(decision_id)s, %(intent)s, %(stage)s::mandate.stage, %(actor)s, %(target)s, %(context)s, %(scope)s,
+            %(timestamp)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s, %(request_hash)s)
+    ON CONFLICT (decision_id, stage) DO NOTHING
+    RETURNING decision_id, stage
+), ins_v AS (
+    INSERT INTO mandate.verdict_events (verdict_id, decision_id, stage, snapshot_id, snapshot_version, verdict,
+                                        matched_policy_ids, "timestamp", organization_id, domain, spec_id,
+                                        spec_version, scope_id, owning_team, summary, explanation, pause_requires,
+                                        pause_expires_at)
+    SELECT %(verdict_id)s, decision_id, stage, %(snapshot_id)s, %(snapshot_version)s, %(verdict)s::mandate.verdict,
+           %(matched)s, %(evaluated_at)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s,
+           %(scope_id)s, %(owning_team)s, %(summary)s, %(explanation)s, %(pause_requires)s, %(pause_expires_at)s
+    FROM ins_d
+    RETURNING verdict_id
+), ins_t AS (
+    INSERT INTO mandate.audit_timeline_entries (decision_id, stage, intent, actor, target, summary, details, severity,
+                                                event_source, authority_level, "timestamp", organization_id, domain,
+                                                spec_id, spec_version)
+    SELECT ins_d.decision_id, ins_d.stage, %(intent)s, %(actor)s, %(target)s, e.summary, e.details, e.severity,
+           e.source::mandate.event_source, e.authority::mandate.authority_level, e.ts, %(organization_id)s,
+           %(domain)s, %(spec_id)s, %(spec_version)s
+    FROM ins_d CROSS JOIN (VALUES
+        ('decision received', %(received_details)s::jsonb, 'info', 'agent', 'agent', %(received_at)s::timestamptz),
+        (%(evaluated_summary)s, %(evaluated_details)s::jsonb, %(severity)s, 'system', 'system',
+         %(evaluated_at)s::timestamptz)
+    ) AS e (summary, details, severity, source, authority, ts)
+    RETURNING entry_id
+)
+SELECT (SELECT count(*) FROM ins_d) AS inserted,
+       (SELECT count(*) FROM ins_v) AS verdicts,
+       (SELECT count(*) FROM ins_t) AS entries,
+       (SELECT request_hash FROM mandate.decision_events
+        WHERE decision_id = %(decision_id)s AND stage = %(stage)s::mandate.stage) AS existing_hash
+"""
+
+_STORED = """
+SELECT v.verdict_id, v.explanation, d.request_hash
+FROM mandate.decision_events d
+JOIN mandate.verdict_events v ON v.decision_id = d.decision_id AND (v.stage = d.stage OR v.stage IS NULL)
+WHERE d.decision_id = %s AND d.stage = %s::mandate.stage
+ORDER BY v."timestamp" DESC LIMIT 1
+"""
+
+
+async def ingest(
+    conn: AsyncConnection[Row], governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None
+) -> IngestResult:
+    """Ingest one decision. `conn` must be in autocommit mode: the single statement is its own transaction."""
+    d = check_attribution(req, governance)
+    evaluation, _decision, observed = decide(req, d)
+    received_at = received_at or datetime.now(UTC)
+    evaluated_at = datetime.now(UTC)
+    verdict_id = uuid.uuid4()
+    explanation = explanation_dict(evaluation, observed)
+    request_hash = req.request_hash()
+    assert req.stage is not None
+    params = {
+        "decision_id": req.decision_id,
+        "intent": req.intent,
+        "stage": req.stage,
+        "actor": req.actor,
+        "target": req.target,
+        "context": Jsonb(dict(req.context)),
+        "scope": Jsonb(dict(req.scope)),
+        "timestamp": req.timestamp,
+        "organization_id": d.organization_id,
+        "domain": d.domain,
+        "spec_id": evaluation.spec_id,
+        "spec_version": evaluation.spec_version,
+        "request_hash": request_hash,
+        "verdict_id": verdict_id,
+        "snapshot_id": evaluation.snapshot_id,
+        "snapshot_version": evaluation.snapshot_version,
+        "verdict": evaluation.verdict.value,
+        "matched": list(evaluation.matched_policy_ids),
+        "evaluated_at": evaluated_at,
+        "received_at": received_at,
+        "scope_id": evaluation.scope_id,
+        "owning_team": evaluation.owning_team,
+        "summary": explanation["summary"],
+        "explanation": Jsonb(explanation),
+        "pause_requires": list(evaluation.pause_requires) if evaluation.verdict.value == "PAUSE" else None,
+        "pause_expires_at": evaluation.expires_at if evaluation.verdict.value == "PAUSE" else None,
+        "received_details": Jsonb({"request_hash": request_hash, "observe_phase": observed is not None}),
+        "evaluated_summary": explanation["summary"],
+        "evaluated_details": Jsonb(
+            {
+                "verdict": evaluation.verdict.value,
+                "verdict_id": str(verdict_id),
+                "reason": evaluation.reason.value,
+                "scope_id": evaluation.scope_id,
+                "owning_team": evaluation.owning_team,
+                "snapshot_id": evaluation.snapshot_id,
+                "matched_policy_ids": list(evaluation.matched_policy_ids),
+                "errors": [error._asdict() for error in evaluation.errors],
+            }
+        ),
+        "severity": _SEVERITY[evaluation.verdict.value],
+    }
+    row = await (await conn.execute(_INSERT, params)).fetchone()
+    assert row is not None
+    if row["inserted"]:
+        return IngestResult(req.decision_id, req.stage, verdict_id, explanation, created=True)
+    return await _existing(conn, req, request_hash)
+
+
+async def _existing(conn: AsyncConnection[Row], req: DecisionRequest, request_hash: str) -> IngestResult:
+    assert req.stage is not None
+    stored = await (await conn.execute(_STORED, [req.decision_id, req.stage])).fetchone()
+    if stored is None or stored["request_hash"] != request_hash:
+        raise IngestError(
+            "conflict",
+            f"decision {req.decision_id} at stage {req.stage} was already received with a different body; "
+            "a decision stage is immutable — use a new decision_id or another stage",
+        )
+    return IngestResult(req.decision_id, req.stage, stored["verdict_id"], stored["explanation"], created=False)
+
+
+async def record_outcome(
+    conn: AsyncConnection[Row], decision_id: uuid.UUID, stage: str | None, outcome: str, details: Mapping[str, Any]
+) -> Row:
+    """Append an `outcome reported` timeline entry to a decision's stage (the latest stage when not given)."""
+    row = await (
+        await conn.execute(
+            """INSERT INTO mandate.audit_timeline_entries (decision_id, stage, intent, actor, target, summary, details,
+                   severity, event_source, authority_level, "timestamp", organization_id, domain, spec_id,
+                   spec_version)
+               SELECT d.decision_id, d.stage, d.intent, d.actor, d.target, 'outcome reported: ' || %(outcome)s,
+                      %(details)s, 'info', 'agent', 'agent', now(), d.organization_id, d.domain, d.spec_id,
+                      d.spec_version
+               FROM mandate.decision_events d
+               WHERE d.decision_id = %(decision_id)s
+                 AND (%(stage)s::mandate.stage IS NULL OR d.stage = %(stage)s::mandate.stage)
+               ORDER BY d."timestamp" DESC, d.stage DESC LIMIT 1
+               RETURNING entry_id, decision_id, stage::text AS stage, summary, details, "timestamp" """,
+            {
+                "decision_id": decision_id,
+                "stage": stage,
+                "outcome": outcome,
+                "details": Jsonb({"outcome": outcome, **details}),
+            },
+        )
+    ).fetchone()
+    if row is None:
+        where = f" at stage {stage}" if stage else ""
+        raise IngestError("not_found", f"decision {decision_id}{where} does not exist")
+    return row
+
+
+@dataclass
+class Replay:
+    decision_id: str
+    stage: str
+    identical: bool
+    verdict_identical: bool
+    stored_verdict: str
+    replayed_verdict: str
+    stored_summary: str | None
+    replayed_summary: str
+    differences: list[str]
+
+    def to_dict(self) -> Row:
+        return self.__dict__.copy()
+
+
+async def replay(conn: AsyncConnection[Row], governance: Governance, decision_id: uuid.UUID) -> list[Replay]:
+    """Re-evaluate every stage of a stored decision with its stored spec version, signals and snapshot."""
+    rows = await (
+        await conn.execute(
+            """SELECT d.decision_id, d.stage::text AS stage, d.intent, d.context, d.scope, d."timestamp",
+                      d.organization_id::text AS organization_id, d.domain, d.spec_id, d.spec_version, d.created_at,
+                      v.verdict::text AS verdict, v.explanation, v.snapshot_id::text AS snapshot_id
+               FROM mandate.decision_events d
+               JOIN mandate.verdict_events v ON v.decision_id = d.decision_id
+                    AND (v.stage = d.stage OR v.stage IS NULL)
+               WHERE d.decision_id = %s ORDER BY d."timestamp", d.stage""",
+            [decision_id],
+        )
+    ).fetchall()
+    if not rows:
+        raise IngestError("not_found", f"decision {decision_id} does not exist")
+    results = []
+    for r in rows:
+        results.append(await _replay_one(conn, governance, r))
+    return results
+
+
+async def _replay_one(conn: AsyncConnection[Row], governance: Governance, r: Row) -> Replay:
+    stored = r["explanation"]
+    d = governance.domain(r["organization_id"], r["domain"])
+    observed = (stored or {}).get("observe") or {}
+    context = {**r["context"], **observed.get("values", {})}
+    attribution = {name: _str_or_none(r["scope"].get(name)) for name in SELECTOR_FIELDS}
+    decision = Decision(
+        r["organization_id"], r["domain"], r["intent"], r["stage"], context, attribution, r["timestamp"]
+    )
+    spec = governance.specs.get((r["spec_id"], r["spec_version"])) if r["spec_id"] else None
+    evaluation: Evaluation
+    if d is None or spec is None:
+        evaluation = governance_gap(decision, GapCode.NO_ACTIVE_SPEC)
+    else:
+        # Scopes registered after the decision cannot have held authority over it.
+        scopes = [s for s in d.scopes if d.scope_created[s.scope_id] <= r["created_at"]]
+        resolution = ScopeIndex(scopes).resolve(decision)
+        snapshot_row = governance.snapshot_rows.get(r["snapshot_id"]) if r["snapshot_id"] else None
+        if snapshot_row is None and r["snapshot_id"]:
+            snapshot_row = await (
+                await conn.execute(
+                    """SELECT snapshot_id::text AS snapshot_id, version, organization_id::text AS organization_id,
+                              domain, policies FROM mandate.policy_snapshots WHERE snapshot_id = %s""",
+                    [r["snapshot_id"]],
+                )
+            ).fetchone()
+        if resolution is None:
+            evaluation = governance_gap(decision, GapCode.NO_SCOPE, spec=spec)
+        elif snapshot_row is None:
+            evaluation = governance_gap(decision, "no_snapshot", stored.get("gap", {}).get("message"), spec=spec)
+        else:
+            specs = [s for s in specs_for(governance, d) if s.spec_id != spec.spec_id] + [spec]
+            evaluation = evaluate(decision, spec, resolution, compile_row(snapshot_row, specs, d.scopes))
+    replayed = explanation_dict(evaluation, None)
+    replayed["observe"] = stored.get("observe") if stored else None
+    differences = sorted(k for k in set(replayed) | set(stored or {}) if (stored or {}).get(k) != replayed.get(k))
+    return Replay(
+        decision_id=str(r["decision_id"]),
+        stage=r["stage"],
+        identical=stored is not None and not differences,
+        verdict_identical=r["verdict"] == evaluation.verdict.value,
+        stored_verdict=r["verdict"],
+        replayed_verdict=evaluation.verdict.value,
+        stored_summary=(stored or {}).get("summary"),
+        replayed_summary=replayed["summary"],
+        differences=differences,
+    )
