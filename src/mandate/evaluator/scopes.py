@@ -1,0 +1,78 @@
+"""Scope resolution (§3 step 5): which registered scope holds authority over a decision.
+
+A scope matches when every one of its non-null selectors (environment, service, agent, system, tenant) equals the
+decision's attribution. The decision resolves to the most specific match (the one with most selectors); equally
+specific matches are a tie, broken by the smallest `scope_id` and reported. The resolved scope's ancestors are the
+other matches whose selectors are a proper subset of its own (a domain-wide scope, with none, is an ancestor of
+every scope of its domain); their policies apply too. A match that is not nested that way, such as a sibling,
+lends no policies.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from mandate.evaluator.model import Decision, Scope
+
+_Mask = tuple[str, ...]  # names of the non-null selectors of a scope, in canonical order
+_Table = dict[tuple[str | None, ...], list[Scope]]  # selector values -> scopes selecting exactly them
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeResolution:
+    """The scope a decision resolved to, the ancestors whose policies also apply, and the scopes it tied with."""
+
+    scope: Scope
+    ancestors: tuple[Scope, ...] = ()  # most specific first, then by scope_id
+    tied_with: tuple[Scope, ...] = ()  # equally specific matches that lost to `scope` by scope_id
+    scope_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The scopes whose policies apply: the resolved scope, then its ancestors."""
+
+    def __post_init__(self) -> None:
+        scope_ids = (self.scope.scope_id, *(ancestor.scope_id for ancestor in self.ancestors))
+        object.__setattr__(self, "scope_ids", scope_ids)  # derived once; the dataclass is frozen
+
+
+class ScopeIndex:
+    """Registered scopes, indexed once so that resolving a decision costs a few dictionary lookups."""
+
+    def __init__(self, scopes: Iterable[Scope]) -> None:
+        unique = {scope.scope_id: scope for scope in scopes}  # scope_id is the registry's primary key
+        tables: dict[tuple[str, str], dict[_Mask, _Table]] = {}
+        for scope in sorted(unique.values(), key=lambda s: s.scope_id):
+            selectors = scope.selectors
+            by_mask = tables.setdefault((scope.organization_id, scope.domain), {})
+            by_mask.setdefault(tuple(selectors), {}).setdefault(tuple(selectors.values()), []).append(scope)
+        # Most specific masks first, so the first matches found are the most specific ones.
+        self._tables = {
+            key: sorted(by_mask.items(), key=lambda item: (-len(item[0]), item[0])) for key, by_mask in tables.items()
+        }
+
+    def resolve(self, decision: Decision) -> ScopeResolution | None:
+        """The scope holding authority over `decision`, or None when no registered scope matches (a gap)."""
+        return self.resolve_attribution(decision.organization_id, decision.domain, decision.attribution)
+
+    def resolve_attribution(
+        self, organization_id: str, domain: str, attribution: Mapping[str, str | None]
+    ) -> ScopeResolution | None:
+        """As `resolve`, from the parts of a decision that scope resolution reads."""
+        matches: list[tuple[_Mask, Scope]] = []
+        for mask, table in self._tables.get((organization_id, domain), ()):
+            hits = table.get(tuple([attribution.get(name) for name in mask]))
+            if hits:
+                matches.extend((mask, scope) for scope in hits)
+        if not matches:
+            return None
+        most = len(matches[0][0])  # masks come most specific first
+        top = sorted((m for m in matches if len(m[0]) == most), key=lambda m: m[1].scope_id)
+        best_mask, best = top[0]
+        names = frozenset(best_mask)
+        ancestors = sorted(
+            (m for m in matches if len(m[0]) < most and names.issuperset(m[0])),
+            key=lambda m: (-len(m[0]), m[1].scope_id),
+        )
+        return ScopeResolution(best, tuple(scope for _, scope in ancestors), tuple(scope for _, scope in top[1:]))
+
+
+def resolve_scope(decision: Decision, scopes: Iterable[Scope]) -> ScopeResolution | None:
+    """Resolve `decision` against `scopes` once; callers that resolve often keep a `ScopeIndex`."""
+    return ScopeIndex(scopes).resolve(decision)

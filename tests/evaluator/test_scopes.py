@@ -1,0 +1,36 @@
+"""Scope resolution from Python: the index, the one-off helper, other organizations."""
+
+from dataclasses import replace
+
+from mandate.evaluator import ScopeIndex, ScopeResolution, resolve_scope
+
+from .builders import PAYER, payment_decision
+
+OTHER_ORG = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+
+
+def test_one_off_resolution_matches_the_index() -> None:
+    domain_wide = replace(PAYER, scope_id="finance", owning_team="finance-governance", environment=None, service=None)
+    domain_wide = replace(domain_wide, agent=None)
+    decision = payment_decision({})
+
+    resolution = resolve_scope(decision, [domain_wide, PAYER])
+
+    assert resolution == ScopeIndex([PAYER, domain_wide]).resolve(decision)
+    assert resolution == ScopeResolution(PAYER, ancestors=(domain_wide,))
+    assert resolution is not None and resolution.scope_ids == ("finance.prod.billing.payer", "finance")
+
+
+def test_scopes_of_another_organization_never_match() -> None:
+    elsewhere = replace(PAYER, organization_id=OTHER_ORG, scope_id="finance.prod.billing.payer.elsewhere")
+
+    assert ScopeIndex([elsewhere]).resolve(payment_decision({})) is None
+
+
+def test_attribution_fields_a_scope_does_not_select_on_are_ignored() -> None:
+    decision = payment_decision({}, attribution={"environment": "prod", "service": "billing", "agent": "payer",
+                                                 "tenant": "acme", "region": "eu"})  # fmt: skip
+
+    resolution = ScopeIndex([PAYER]).resolve(decision)
+
+    assert resolution is not None and resolution.scope is PAYER
