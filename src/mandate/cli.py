@@ -9,9 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from mandate.console import err, settings
+from mandate.console import err, out, settings
 from mandate.db.url import database_url
 from mandate.errors import MandateError
+from mandate.governance.commands import apply
 from mandate.migrate.commands import backup_app, migrate_app
 
 app = typer.Typer(help="Mandate: a governance control plane for AI agents.", no_args_is_help=True)
@@ -19,6 +20,7 @@ db_app = typer.Typer(help="Where the database is.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(backup_app, name="backup")
+app.command("apply")(apply)
 
 
 @db_app.command("url")
@@ -36,6 +38,27 @@ def serve(
     from mandate.web.serve import serve as run
 
     run(database_url(settings()), host, port)
+
+
+@app.command("replay")
+def replay(decision_id: Annotated[str, typer.Argument(help="The decision to re-evaluate.")]) -> None:
+    """Re-evaluate a stored decision with its stored spec version, signals and snapshot; exit 1 if it differs."""
+    import asyncio
+    import uuid
+
+    from mandate.replay import replay_decision
+
+    try:
+        key = uuid.UUID(decision_id)
+    except ValueError:
+        raise MandateError(f"decision id must be a UUID (got {decision_id!r})") from None
+    results = asyncio.run(replay_decision(database_url(settings()), key))
+    for r in results:
+        mark = "[green]identical[/]" if r.identical else f"[red]DIFFERENT[/] ({', '.join(r.differences)})"
+        out.print(f"{r.decision_id} {r.stage}: stored {r.stored_verdict}, replayed {r.replayed_verdict} — {mark}")
+        out.print(f"  {r.replayed_summary}")
+    if not all(r.identical for r in results):
+        raise typer.Exit(1)
 
 
 def main(argv: list[str] | None = None) -> Any:

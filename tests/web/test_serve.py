@@ -1,0 +1,115 @@
+"""`mandate serve` as an operator runs it: schema check, JSON logs, 503 while migrating or without database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+
+from mandate.migrate.runner import MigrationLock
+from tests.conftest import PgServer
+from tests.helpers import run_cli
+from tests.web.conftest import start_server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(predicate: Callable[[], bool], seconds: float = 15) -> bool:
+    tick = threading.Event()
+    for _ in range(int(seconds / 0.05)):
+        if predicate():
+            return True
+        tick.wait(0.05)
+    return False
+
+
+def test_serve_refuses_a_database_whose_schema_is_too_old(fresh_db: Callable[..., str]) -> None:
+    result = run_cli("serve", "--port", str(_free_port()), env={"DATABASE_URL": fresh_db(7)}, timeout=60)
+    assert result.returncode == 1
+    assert "schema is at version 007" in result.stderr
+    assert "mandate migrate up" in result.stderr
+
+
+def test_serve_logs_json_without_bodies_and_shuts_down_gracefully(db_url: str) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mandate", "serve", "--port", str(port)],
+        env={**os.environ, "DATABASE_URL": db_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert _wait(healthy), "the server did not become healthy"
+        secret = "s3cr3t-signal-value"
+        httpx.post(f"{url}/api/decisions", json={"actor": "a", "target": "t", "context": {"k": secret}}, timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn finishes in-flight work, then re-raises the signal it caught (exit status -SIGTERM).
+        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _, stderr = proc.communicate()
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    requests = [entry for entry in lines if entry["message"] == "request"]
+    assert {"method", "path", "status", "duration_ms", "time", "level"} <= set(requests[-1])
+    assert {(r["method"], r["path"], r["status"]) for r in requests} >= {("POST", "/api/decisions", 422)}
+    assert secret not in stderr
+    assert any(entry["message"].startswith("Finished server process") for entry in lines), "no graceful shutdown"
+    assert any(entry["message"] == "Shutting down" for entry in lines)
+
+
+def test_the_api_answers_503_while_a_migration_holds_the_lock(db_url: str) -> None:
+    server, thread, url = start_server(db_url)
+    try:
+        with psycopg.connect(db_url, autocommit=True, application_name="mandate migrate run 008") as holder:
+            with MigrationLock(holder, wait_s=5):
+                assert _wait(lambda: httpx.get(f"{url}/api/health").status_code == 503)
+                health = httpx.get(f"{url}/api/health").json()
+                assert health["status"] == "migrating"
+                assert health["migration"]["application"] == "mandate migrate run 008"
+                post = httpx.post(f"{url}/api/decisions", json={"actor": "a", "target": "t"})
+                assert post.status_code == 503
+                assert "migration is running" in post.json()["error"]["message"]
+            assert _wait(lambda: httpx.get(f"{url}/api/health").status_code == 200)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_health_is_503_when_the_database_is_gone(pg: PgServer, fresh_db: Callable[..., str]) -> None:
+    url = fresh_db()
+    server, thread, base = start_server(url)
+    try:
+        assert httpx.get(f"{base}/api/health").status_code == 200
+        pg.drop(urlsplit(url).path.lstrip("/"))
+        r = httpx.get(f"{base}/api/health", timeout=10)
+        assert r.status_code == 503
+        assert r.json()["database"] == "unreachable"
+        listing = httpx.get(f"{base}/api/decisions", timeout=10)
+        assert listing.status_code in (422, 503)  # never a 500
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
