@@ -9,6 +9,8 @@ costs tens of milliseconds, so tests stay independent and fast.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -70,7 +72,10 @@ class PgServer:
             return conn.info.server_version // 10000
 
 
-def _embedded(tmp: Path) -> Iterator[str]:
+def _embedded() -> Iterator[str]:
+    # Not under pytest's basetemp: pytest prunes old basetemp directories, which would pull the data directory
+    # from under a server that another, concurrent pytest session is still using.
+    tmp = Path(tempfile.mkdtemp(prefix="mandate-test-pg-"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
@@ -80,10 +85,11 @@ def _embedded(tmp: Path) -> Iterator[str]:
         yield server.get_uri("postgres")
     finally:
         server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def pg() -> Iterator[PgServer]:
     external = os.environ.get("MANDATE_TEST_DATABASE_URL")
     if external:
         if not external.startswith(("postgresql://", "postgres://")):
@@ -97,7 +103,7 @@ def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
         for name in names:
             server.drop(name)
         return
-    yield from (PgServer(url) for url in _embedded(tmp_path_factory.mktemp("pg")))
+    yield from (PgServer(url) for url in _embedded())
 
 
 @pytest.fixture(scope="session")

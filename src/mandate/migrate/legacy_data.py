@@ -382,7 +382,7 @@ _DOMAIN_NAMES = (
 )
 _SERVICES = ("billing", "payroll", "ledger", "reporting", "onboarding", "chat-api", "crm", "etl")
 
-# (intent, stage); scope k of a domain acts on intent number (k - 1) % 3, and its policy governs that intent.
+# (intent, stage); scope k of a domain acts on intent number (k - 1) % 3, and its policies govern that intent.
 _INTENTS = (("record.update", "pre_commit"), ("data.export", "executed"), ("database.drop_table", "pre_commit"))
 
 _GENERATED_BATCH = 250_000
@@ -542,55 +542,74 @@ FROM (
 GROUP BY p.o, p.d
 """
 
-# Decision number g -> its scope's position (o, d, k) and everything derived from it. Shared by the three event
-# statements below, which each read one batch [first, last] of it.
+# The event statements below share this prefix. scope_map holds, once per generated scope, everything an event
+# copies from its scope (computed with the same expressions as the governance statements above, so every UUID
+# it names exists); base maps decision number g of the batch [first, last] round-robin to a scope and adds what
+# varies per decision. Per-row work is kept to a few md5() calls and one JSON object: this runs millions of times.
 _EVENT_BASE = """
-WITH base AS (
-    SELECT g,
-           pos.o, pos.d, pos.k,
+WITH scope_map AS MATERIALIZED (
+    SELECT (o - 1) * %(scopes_per_org)s + (d - 1) * %(scopes_per_domain)s + (k - 1) AS idx,
+           k,
            dn.domain,
-           md5(format('legacy-org/%%s/%%s', %(seed)s::int, pos.o))::uuid AS organization_id,
-           md5(format('legacy-domain/%%s/%%s/%%s', %(seed)s::int, pos.o, pos.d))::uuid AS domain_id,
-           md5(format('legacy-scope/%%s/%%s/%%s/%%s', %(seed)s::int, pos.o, pos.d, pos.k))::uuid AS scope_id,
-           md5(format('legacy-snapshot/%%s/%%s/%%s', %(seed)s::int, pos.o, pos.d))::uuid AS snapshot_id,
-           md5(format('legacy-decision/%%s/%%s', %(seed)s::int, g))::uuid AS decision_id,
-           (%(services)s::text[])[(pos.k - 1) %% cardinality(%(services)s::text[]) + 1] AS service,
-           format('agent-s%%s-o%%s-%%s', %(seed)s::int, pos.o, pos.k) AS agent,
-           CASE WHEN pos.k %% 4 = 0 THEN 'staging' ELSE 'production' END AS environment,
-           CASE WHEN pos.k %% 4 = 0 THEN 'stage' ELSE 'prod' END AS scope_system,
+           md5(format('legacy-org/%%s/%%s', %(seed)s::int, o))::uuid AS organization_id,
+           md5(format('legacy-domain/%%s/%%s/%%s', %(seed)s::int, o, d))::uuid AS domain_id,
+           md5(format('legacy-scope/%%s/%%s/%%s/%%s', %(seed)s::int, o, d, k))::uuid AS scope_id,
+           md5(format('legacy-snapshot/%%s/%%s/%%s', %(seed)s::int, o, d))::uuid AS snapshot_id,
+           sel.service,
+           sel.agent,
+           sel.environment,
            it.intent,
            it.stage,
-           format('spec-s%%s-o%%s-%%s-%%s', %(seed)s::int, pos.o, dn.domain, replace(it.intent, '.', '-'))
-               AS spec_id,
+           format('spec-s%%s-o%%s-%%s-%%s', %(seed)s::int, o, dn.domain, replace(it.intent, '.', '-')) AS spec_id,
+           format('%%s-team', dn.domain) AS owning_team,
+           format('pol-%%s-%%s-', dn.domain, lpad(k::text, 3, '0')) AS policy_prefix,
+           jsonb_build_object('organization_id', md5(format('legacy-org/%%s/%%s', %(seed)s::int, o))::uuid::text,
+                              'domain_name', dn.domain, 'service', sel.service, 'agent', sel.agent,
+                              'system', sel.scope_system, 'environment', sel.environment) AS scope_json
+    FROM generate_series(1, %(organizations)s::int) AS o,
+         generate_series(1, %(domains_per_org)s::int) AS d,
+         generate_series(1, %(scopes_per_domain)s::int) AS k,
+         LATERAL (SELECT (%(domain_names)s::text[])[d] AS domain) AS dn,
+         LATERAL (SELECT (%(services)s::text[])[(k - 1) %% cardinality(%(services)s::text[]) + 1] AS service,
+                         format('agent-s%%s-o%%s-%%s', %(seed)s::int, o, k) AS agent,
+                         CASE WHEN k %% 4 = 0 THEN 'staging' ELSE 'production' END AS environment,
+                         CASE WHEN k %% 4 = 0 THEN 'stage' ELSE 'prod' END AS scope_system) AS sel,
+         LATERAL (SELECT (%(intents)s::text[])[(k - 1) %% 3 + 1] AS intent,
+                         (%(stages)s::text[])[(k - 1) %% 3 + 1] AS stage) AS it
+),
+base AS (
+    SELECT g,
+           m.*,
+           md5('legacy-decision/' || %(seed)s::int || '/' || g)::uuid AS decision_id,
+           CASE m.intent
+               WHEN 'data.export' THEN 's3://' || m.domain || '-exports/' || g || '.csv'
+               WHEN 'database.drop_table' THEN replace(m.domain, '-', '_') || '_db.tmp_import_' || g %% 1000
+               ELSE m.domain || '/records/' || g %% 100000
+           END AS target,
            v.risk_level,
            v.verdict,
-           CASE WHEN v.kind IS NULL THEN NULL
-                ELSE format('pol-%%s-%%s-%%s', dn.domain, lpad(pos.k::text, 3, '0'), v.kind)
-           END AS matched_policy_id,
+           m.policy_prefix || v.kind AS matched_policy_id,  -- NULL when no policy matched
            TIMESTAMPTZ '2025-01-01 00:00:00+00' + g * INTERVAL '3 seconds' AS ts
-    FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g,
-         LATERAL (SELECT ((g - 1) %% %(total_scopes)s) AS idx) AS i,
-         LATERAL (SELECT (i.idx / %(scopes_per_org)s)::int + 1 AS o,
-                         ((i.idx / %(scopes_per_domain)s) %% %(domains_per_org)s)::int + 1 AS d,
-                         (i.idx %% %(scopes_per_domain)s)::int + 1 AS k) AS pos,
-         LATERAL (SELECT (%(domain_names)s::text[])[pos.d] AS domain) AS dn,
-         LATERAL (SELECT (%(intents)s::text[])[(pos.k - 1) %% 3 + 1] AS intent,
-                         (%(stages)s::text[])[(pos.k - 1) %% 3 + 1] AS stage) AS it,
-         -- Risk rotates with each round over the scopes, so every scope sees every risk level.
-         LATERAL (SELECT (ARRAY['low', 'medium', 'high', 'critical'])[((g - 1) / %(total_scopes)s + pos.k) %% 4 + 1]
-                      AS risk_level) AS r,
-         -- The verdict the scope's policies give (see _INSERT_SNAPSHOTS) and the policy that matched, if any.
-         LATERAL (SELECT r.risk_level,
-                         CASE WHEN it.stage = 'executed' THEN 'OBSERVE'
-                              WHEN r.risk_level IN ('low', 'medium') THEN 'ALLOW'
-                              WHEN r.risk_level = 'critical' AND pos.k %% 2 = 0 THEN 'PAUSE'
-                              WHEN r.risk_level = 'critical' THEN 'BLOCK'
-                              ELSE 'OBSERVE'
-                         END AS verdict,
-                         CASE WHEN it.stage = 'executed' THEN 'observe'
-                              WHEN r.risk_level IN ('low', 'medium') THEN 'allow'
-                              WHEN r.risk_level = 'critical' THEN 'guard'
-                         END AS kind) AS v
+    FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
+    JOIN scope_map AS m ON m.idx = (g - 1) %% %(total_scopes)s
+    -- Risk rotates with each round over the scopes, so every scope sees every risk level.
+    CROSS JOIN LATERAL (
+        SELECT (ARRAY['low', 'medium', 'high', 'critical'])[((g - 1) / %(total_scopes)s + m.k) %% 4 + 1] AS risk_level
+    ) AS r
+    -- The verdict the scope's policies give (see _INSERT_SNAPSHOTS) and the kind of policy that matched, if any.
+    CROSS JOIN LATERAL (
+        SELECT r.risk_level,
+               CASE WHEN m.stage = 'executed' THEN 'OBSERVE'
+                    WHEN r.risk_level IN ('low', 'medium') THEN 'ALLOW'
+                    WHEN r.risk_level = 'critical' AND m.k %% 2 = 0 THEN 'PAUSE'
+                    WHEN r.risk_level = 'critical' THEN 'BLOCK'
+                    ELSE 'OBSERVE'
+               END AS verdict,
+               CASE WHEN m.stage = 'executed' THEN 'observe'
+                    WHEN r.risk_level IN ('low', 'medium') THEN 'allow'
+                    WHEN r.risk_level = 'critical' THEN 'guard'
+               END AS kind
+    ) AS v
 )
 """
 
@@ -603,18 +622,14 @@ SELECT decision_id,
        intent,
        stage::mandate.stage,
        agent,
-       CASE intent
-           WHEN 'data.export' THEN format('s3://%%s-exports/%%s.csv', domain, g)
-           WHEN 'database.drop_table' THEN format('%%s_db.tmp_import_%%s', replace(domain, '-', '_'), g %% 1000)
-           ELSE format('%%s/records/%%s', domain, g %% 100000)
-       END,
+       target,
        CASE intent
            WHEN 'data.export' THEN jsonb_build_object(
                'format', (ARRAY['csv', 'json', 'parquet'])[g %% 3 + 1],
                'record_count', (g * 7919) %% 250000,
                'includes_pii', g %% 5 = 0,
-               'requested_by', format('user-%%s@%%s.example', g %% 997, domain),
-               'destination', format('s3://%%s-exports/%%s.csv', domain, g),
+               'requested_by', 'user-' || g %% 997 || '@' || domain || '.example',
+               'destination', target,
                'reason', 'Scheduled export for monthly reporting')
            WHEN 'database.drop_table' THEN jsonb_build_object(
                'risk_level', risk_level,
@@ -622,19 +637,17 @@ SELECT decision_id,
                'backup_first', g %% 7 <> 0,
                'cascade', g %% 2 = 0,
                'estimated_rows', (g * 104729) %% 1000000,
-               'ticket', format('CHG-%%s', 100000 + g),
+               'ticket', 'CHG-' || 100000 + g,
                'reason', 'Cleanup of temporary import tables')
            ELSE jsonb_build_object(
                'risk_level', risk_level,
                'fields_changed', g %% 12 + 1,
-               'record_id', format('rec-%%s', g %% 100000),
-               'requested_by', format('user-%%s@%%s.example', g %% 997, domain),
-               'ticket', format('CHG-%%s', 100000 + g),
+               'record_id', 'rec-' || g %% 100000,
+               'requested_by', 'user-' || g %% 997 || '@' || domain || '.example',
+               'ticket', 'CHG-' || 100000 + g,
                'reason', 'Customer asked to update their details')
        END,
-       jsonb_build_object('organization_id', organization_id::text, 'domain_name', domain,
-                          'service', service, 'agent', agent, 'system', scope_system,
-                          'environment', environment),
+       scope_json,
        ts,
        ts + INTERVAL '20 milliseconds',
        organization_id,
@@ -649,7 +662,7 @@ INSERT INTO mandate.verdict_events (
     verdict_id, decision_id, snapshot_id, verdict, matched_policy_ids, timestamp, created_at,
     organization_id, domain_id, spec_id, spec_version, scope_id, domain, owning_team
 )
-SELECT md5(format('legacy-verdict/%%s/%%s', %(seed)s::int, g))::uuid,
+SELECT md5('legacy-verdict/' || %(seed)s::int || '/' || g)::uuid,
        decision_id,
        snapshot_id,
        verdict::mandate.verdict,
@@ -662,7 +675,7 @@ SELECT md5(format('legacy-verdict/%%s/%%s', %(seed)s::int, g))::uuid,
        '1',
        scope_id,
        domain,
-       format('%%s-team', domain)
+       owning_team
 FROM base
 """
 
@@ -671,15 +684,15 @@ INSERT INTO mandate.audit_timeline_entries (
     entry_id, decision_id, intent, stage, actor, target, summary, details, severity, event_source,
     authority_level, timestamp, created_at, organization_id, domain_id, spec_id, spec_version
 )
-SELECT md5(format('legacy-timeline/%%s/%%s/%%s', %(seed)s::int, g, e.n))::uuid,
+SELECT md5('legacy-timeline/' || %(seed)s::int || '/' || g || '/' || e.n)::uuid,
        decision_id,
        intent,
        stage::mandate.stage,
        CASE e.n WHEN 1 THEN agent ELSE 'mandate' END,
-       format('%%s/%%s', domain, g),
+       target,
        CASE e.n
-           WHEN 1 THEN format('Decision received: %%s by %%s', intent, agent)
-           ELSE format('Verdict %%s for %%s', verdict, intent)
+           WHEN 1 THEN 'Decision received: ' || intent || ' by ' || agent
+           ELSE 'Verdict ' || verdict || ' for ' || intent
        END,
        CASE e.n
            WHEN 1 THEN jsonb_build_object('event', 'decision.received', 'service', service,
