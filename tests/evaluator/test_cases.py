@@ -19,6 +19,7 @@ from mandate.evaluator import (
     Evaluation,
     GapCode,
     LoadProblem,
+    Scope,
     ScopeIndex,
     SnapshotError,
     Spec,
@@ -27,7 +28,7 @@ from mandate.evaluator import (
     compile_snapshot,
     evaluate,
     governance_gap,
-    read_signals,
+    validate_signals,
 )
 
 from . import builders
@@ -104,7 +105,7 @@ def test_case(path: Path) -> None:
         check(governance_gap(decision, GapCode.NO_ACTIVE_SPEC), expected, None)
         return
 
-    signal_problems = read_signals(spec, decision)[1]
+    signal_problems = validate_signals(spec, decision)
     if "validation_problems" in expected:
         assert [{"signal": p.signal, "code": p.code} for p in signal_problems] == expected["validation_problems"]
         assert all(p.message for p in signal_problems)
@@ -127,7 +128,7 @@ def load_snapshots(
     org: str,
     domain: str,
     specs: list[Spec],
-    scopes: list[Any],
+    scopes: list[Scope],
     expected: Mapping[str, Any],
 ) -> CompiledSnapshot | None:
     """Load every snapshot of the case; the active one is the highest version (never the latest created)."""

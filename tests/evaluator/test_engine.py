@@ -3,7 +3,7 @@
 import json
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, FloatOperation, localcontext
 
 from mandate.evaluator import (
     CompiledSnapshot,
@@ -37,26 +37,44 @@ def run(
 
 
 class Touchy(int):
-    """An int that refuses to be compared: an unexpected value that passes type validation."""
+    """An int that refuses to be compared: it looks like a number but could break evaluation."""
 
     def __gt__(self, other: object) -> bool:
         raise TypeError("cannot compare")
 
 
-def test_value_that_breaks_a_comparison_is_an_error_not_a_crash() -> None:
+def test_value_that_only_resembles_a_number_is_unacceptable_and_the_failure_mode_decides() -> None:
     spec = payment_spec(failure_mode="PAUSE")
     snapshot = snapshot_of(payment_policy("p-big", "ALLOW", ("amount", ">", 10)))
 
-    evaluation = run(payment_decision({"amount": Touchy(5)}), spec, snapshot)
+    evaluation = run(payment_decision({"amount": Touchy(50)}), spec, snapshot)
 
     assert evaluation.verdict is Verdict.PAUSE
     assert evaluation.reason is Reason.ERROR
     [error] = evaluation.errors
-    assert (error.code, error.policy_id, error.signal) == ("condition_error", "p-big", "amount")
-    assert "cannot compare" in error.message
+    assert (error.code, error.signal, error.message) == (
+        "invalid_signal",
+        "amount",
+        "amount must be a number, got a Touchy",
+    )
     [policy] = evaluation.policies
-    assert not policy.matched and policy.error == error.message
-    assert evaluation.summary.startswith("PAUSE by failure mode of spec spec-payment-v1@1: cannot evaluate amount >")
+    assert not policy.matched and policy.error == "signal amount has an unacceptable value"
+    assert (
+        evaluation.summary == "PAUSE by failure mode of spec spec-payment-v1@1: amount must be a number, got a Touchy"
+    )
+
+
+def test_decimal_context_of_the_caller_cannot_change_a_verdict() -> None:
+    snapshot = snapshot_of(payment_policy("p-big", "PAUSE", ("amount", ">", Decimal("100.25"))))
+
+    with localcontext() as context:  # a caller's strict context: mixing floats and Decimals would raise
+        context.traps[FloatOperation] = True
+        context.prec = 2
+        evaluation = run(payment_decision({"amount": Decimal("100.26"), "risk": "low"}), payment_spec(), snapshot)
+        also = run(payment_decision({"amount": 100.26}), payment_spec(), snapshot)
+
+    assert evaluation.verdict is also.verdict is Verdict.PAUSE
+    assert evaluation.errors == ()
 
 
 def test_internal_failure_is_recorded_and_the_failure_mode_decides() -> None:
@@ -126,6 +144,13 @@ def test_snapshot_checked_against_another_spec_version_is_never_evaluated() -> N
     assert evaluation.verdict is Verdict.PAUSE
     assert [e.code for e in evaluation.errors] == ["spec_version_mismatch"]
     assert "load the snapshot against the spec version in force" in evaluation.errors[0].message
+
+
+def test_only_a_pause_carries_requirements_and_expiry() -> None:
+    evaluation = run(payment_decision({}), payment_spec(), snapshot_of(payment_policy("p-block", "BLOCK")))
+
+    assert evaluation.verdict is Verdict.BLOCK
+    assert (evaluation.pause_requires, evaluation.expires_at) == ((), None)
 
 
 def test_pause_expiry_beyond_the_calendar_is_none() -> None:

@@ -3,6 +3,7 @@
 import pytest
 
 from mandate.evaluator import LoadProblem, SnapshotError, SpecError, check_spec, compile_snapshot
+from mandate.evaluator import snapshot as snapshot_module
 
 from .builders import ORG, PAYER, payment_policy, payment_spec
 
@@ -51,5 +52,17 @@ def test_loaded_snapshot_knows_which_spec_version_it_was_checked_against() -> No
 
     assert snapshot.checked_against("spec-payment-v1") == "1"
     assert snapshot.checked_against("spec-unknown") is None
-    assert snapshot.candidates("spec-unknown", [PAYER.scope_id]) == ()
-    assert [p.policy_id for p in snapshot.candidates("spec-payment-v1", ["elsewhere", PAYER.scope_id])] == ["p"]
+    assert snapshot.candidates("spec-unknown", (PAYER.scope_id,)) == ()
+    assert [p.policy_id for p in snapshot.candidates("spec-payment-v1", ("elsewhere", PAYER.scope_id))] == ["p"]
+
+
+def test_remembered_candidates_are_bounded_and_stay_correct(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshot_module, "_MEMO_SIZE", 1)
+    snapshot = compile_snapshot("s", 1, ORG, "finance", [payment_policy("p", "ALLOW")], [payment_spec()], [PAYER])
+
+    first = snapshot.candidates("spec-payment-v1", (PAYER.scope_id,))
+    other = snapshot.candidates("spec-payment-v1", ("finance",))
+    again = snapshot.candidates("spec-payment-v1", (PAYER.scope_id,))
+
+    assert [p.policy_id for p in first] == [p.policy_id for p in again] == ["p"]
+    assert other == ()

@@ -165,7 +165,7 @@ def test_a_matching_policy_never_lowers_a_policy_verdict(
         assert SEVERITY[after.verdict] >= SEVERITY[before.verdict]
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=120, deadline=None, database=None)
 @given(data=st.data(), spec=specs(), context=junk_contexts)
 def test_verdict_is_always_allowed_by_the_spec_or_its_failure_mode(
     data: st.DataObject, spec: Spec, context: dict[str, Any]

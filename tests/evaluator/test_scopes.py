@@ -2,9 +2,11 @@
 
 from dataclasses import replace
 
-from mandate.evaluator import ScopeIndex, ScopeResolution, resolve_scope
+import pytest
 
-from .builders import PAYER, payment_decision
+from mandate.evaluator import ScopeIndex, ScopeResolution, resolve_scope, scopes
+
+from .builders import ATTRIBUTION, PAYER, payment_decision
 
 OTHER_ORG = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
 
@@ -34,3 +36,20 @@ def test_attribution_fields_a_scope_does_not_select_on_are_ignored() -> None:
     resolution = ScopeIndex([PAYER]).resolve(decision)
 
     assert resolution is not None and resolution.scope is PAYER
+
+
+def test_unhashable_attribution_matches_no_scope() -> None:
+    decision = payment_decision({}, attribution={"environment": ["prod"], "service": "billing", "agent": "payer"})
+
+    assert ScopeIndex([PAYER]).resolve(decision) is None
+
+
+def test_remembered_resolutions_are_bounded_and_stay_correct(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scopes, "_MEMO_SIZE", 2)
+    index = ScopeIndex([PAYER])
+    agents = ["payer", "refunder", "auditor", "payer"]
+
+    resolved = [index.resolve(payment_decision({}, attribution={**ATTRIBUTION, "agent": a})) for a in agents]
+
+    assert [r and r.scope.scope_id for r in resolved] == [PAYER.scope_id, None, None, PAYER.scope_id]
+    assert len(index._memo) <= 2

@@ -6,12 +6,11 @@ the spec's failure mode decides — except that an error never grants (no ALLOW)
 that a sound policy produced.
 """
 
-from datetime import datetime, timedelta
 from operator import attrgetter
 
 from mandate.evaluator.explain import Evaluation
 from mandate.evaluator.model import SELECTORS, Decision, Spec
-from mandate.evaluator.result import EvaluationError, Gap, GapCode, PolicyResult, Reason, Trace
+from mandate.evaluator.result import EvaluationError, Gap, GapCode, Reason, Trace
 from mandate.evaluator.scopes import ScopeResolution
 from mandate.evaluator.signals import read_signals
 from mandate.evaluator.snapshot import CompiledPolicy, CompiledSnapshot
@@ -20,10 +19,8 @@ from mandate.evaluator.verdicts import FAILURE_MODES, Verdict, resolve_verdict
 _NOTHING_INVALID: frozenset[str] = frozenset()
 _NO_TRACE = Trace((), {}, _NOTHING_INVALID)
 _HOLDS_THROUGH_ERRORS = frozenset({Verdict.PAUSE, Verdict.BLOCK})
-_TEST_FAILURES = (TypeError, ValueError, ArithmeticError)
 _VERDICT = attrgetter("verdict")
 _POLICY_ID = attrgetter("policy_id")
-_SCOPE_ID = attrgetter("scope_id")
 
 
 def evaluate(decision: Decision, spec: Spec, resolution: ScopeResolution, snapshot: CompiledSnapshot) -> Evaluation:
@@ -46,31 +43,15 @@ def _evaluate(
 
     values, problems = read_signals(spec, decision)
     candidates = snapshot.candidates(spec.spec_id, resolution.scope_ids)
-    matched: list[CompiledPolicy] = []
     if not problems:
         invalid = _NOTHING_INVALID
-        for policy in candidates:
-            try:
-                if policy.holds(values):
-                    matched.append(policy)
-            except _TEST_FAILURES:  # an unexpected value broke a test: explain the policy to record how
-                _record_errors(errors, policy.explain(values, invalid), invalid)
+        matched = [policy for policy in candidates if policy.holds(values)]
     else:  # unacceptable values: conditions over them fail with an error, and the failure mode decides
         invalid = frozenset(problem.signal for problem in problems)
         errors = [EvaluationError("invalid_signal", problem.message, signal=problem.signal) for problem in problems]
-        for policy in candidates:
-            result = policy.explain(values, invalid)
-            if result.matched:
-                matched.append(policy)
-            _record_errors(errors, result, invalid)
+        matched = [policy for policy in candidates if policy.explain(values, invalid).matched]
     trace = Trace(candidates, values, invalid)
     return _conclude(decision, spec, resolution, snapshot, failure_mode, trace, matched, errors)
-
-
-def _record_errors(errors: list[EvaluationError], result: PolicyResult, invalid: frozenset[str]) -> None:
-    for check in result.conditions:
-        if check.error is not None and check.signal not in invalid:  # invalid signals are reported once
-            errors.append(EvaluationError("condition_error", check.error, result.policy_id, check.signal))
 
 
 def _binding_errors(
@@ -142,44 +123,20 @@ def _conclude(
     if len(winners) > 1 and reason is Reason.POLICY:
         reason = Reason.TIE
 
-    pause_requires: tuple[str, ...] = ()
-    expires_at = None
-    if verdict is Verdict.PAUSE:
-        pause_requires = spec.enforcement.pause_requires
-        expires_at = _expiry(decision.timestamp, spec.enforcement.resolution_timeout_minutes)
-    scope = resolution.scope
     return Evaluation(
         verdict=verdict,
         reason=reason,
-        organization_id=decision.organization_id,
-        domain=decision.domain,
-        spec_id=spec.spec_id,
-        spec_version=spec.version,
-        snapshot_id=snapshot.snapshot_id,
-        snapshot_version=snapshot.version,
-        scope_id=scope.scope_id,
-        owning_team=scope.owning_team,
-        ancestor_scope_ids=resolution.scope_ids[1:],
-        tied_scope_ids=tuple(map(_SCOPE_ID, resolution.tied_with)),
+        decision=decision,
+        spec=spec,
+        snapshot=snapshot,
+        resolution=resolution,
         winning_policy_id=winners[0] if winners else None,
         tied_policy_ids=tuple(winners[1:]),
         matched_policy_ids=tuple(map(_POLICY_ID, matched)),
-        pause_requires=pause_requires,
-        expires_at=expires_at,
         failure_mode=failure_mode,
         errors=tuple(errors),
         trace=trace,
     )
-
-
-def _expiry(timestamp: datetime, minutes: int | None) -> datetime | None:
-    """When a PAUSE stops waiting for resolution; None without a timeout (or beyond the calendar)."""
-    if minutes is None:
-        return None
-    try:
-        return timestamp + timedelta(minutes=minutes)
-    except OverflowError:
-        return None
 
 
 def governance_gap(
@@ -193,13 +150,7 @@ def governance_gap(
     if message is None:
         message = _gap_message(decision, reason_code)
     return Evaluation(
-        verdict=Verdict.OBSERVE,
-        reason=Reason.GAP,
-        organization_id=decision.organization_id,
-        domain=decision.domain,
-        spec_id=None if spec is None else spec.spec_id,
-        spec_version=None if spec is None else spec.version,
-        gap=Gap(str(reason_code), message),
+        verdict=Verdict.OBSERVE, reason=Reason.GAP, decision=decision, spec=spec, gap=Gap(str(reason_code), message)
     )
 
 

@@ -2,7 +2,7 @@
 
 The summary has one form per reason:
 
-- policy:  `BLOCK by policy-block-unbackedup-drops-v1 (scope config-management.production.db-admin-tool,
+- policy:  `BLOCK by policy-block-unbackedup-drops-v1 (scope config-management.prod.db-admin-tool,
   owner dba-team): backup_first == false`
 - tie:     `BLOCK by pol-a, tied with pol-b (scope …, owner …): amount > 100 (actual 250)`
 - default: `OBSERVE by default of spec spec-x@1: no policy matched (2 candidates)`
@@ -13,48 +13,111 @@ The summary has one form per reason:
 `json.dumps(..., sort_keys=True)`.
 """
 
-from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import cached_property
 
+from mandate.evaluator.model import Decision, Spec
 from mandate.evaluator.operators import Operator
 from mandate.evaluator.result import ConditionResult, EvaluationError, Gap, PolicyResult, Reason, Trace
+from mandate.evaluator.scopes import ScopeResolution
+from mandate.evaluator.snapshot import CompiledSnapshot
 from mandate.evaluator.verdicts import Verdict
 
 EXPLANATION_FORMAT = 1
 """Version of the shape of `Evaluation.to_dict()`; bumped when the shape changes."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Evaluation:
     """The verdict and everything that explains it. Built by `evaluate` and `governance_gap`.
 
     Everything that decides the verdict is computed by `evaluate`. The per-candidate detail (`policies`) and the
     `summary` are derived on first access, from the same pure tests: the hot path builds no per-condition objects.
+    Compare evaluations through `to_dict()`.
     """
 
     verdict: Verdict
     reason: Reason
-    organization_id: str
-    domain: str
-    spec_id: str | None = None
-    spec_version: str | None = None
-    snapshot_id: str | None = None
-    snapshot_version: int | None = None
-    scope_id: str | None = None
-    owning_team: str | None = None
-    ancestor_scope_ids: tuple[str, ...] = ()
-    tied_scope_ids: tuple[str, ...] = ()
+    decision: Decision = field(repr=False)
+    spec: Spec | None = field(default=None, repr=False)
+    snapshot: CompiledSnapshot | None = field(default=None, repr=False)
+    resolution: ScopeResolution | None = field(default=None, repr=False)
     winning_policy_id: str | None = None
     tied_policy_ids: tuple[str, ...] = ()  # the other matching policies with the winning verdict
     matched_policy_ids: tuple[str, ...] = ()  # sorted by policy_id
-    pause_requires: tuple[str, ...] = ()
-    expires_at: datetime | None = None
     failure_mode: Verdict | None = None  # the spec's, which decides when `errors` is not empty
     errors: tuple[EvaluationError, ...] = ()
     gap: Gap | None = None
-    trace: Trace | None = None
+    trace: Trace | None = field(default=None, repr=False)
+
+    @property
+    def organization_id(self) -> str:
+        return self.decision.organization_id
+
+    @property
+    def domain(self) -> str:
+        return self.decision.domain
+
+    @property
+    def spec_id(self) -> str | None:
+        return None if self.spec is None else self.spec.spec_id
+
+    @property
+    def spec_version(self) -> str | None:
+        return None if self.spec is None else self.spec.version
+
+    @property
+    def snapshot_id(self) -> str | None:
+        return None if self.snapshot is None else self.snapshot.snapshot_id
+
+    @property
+    def snapshot_version(self) -> int | None:
+        return None if self.snapshot is None else self.snapshot.version
+
+    @property
+    def scope_id(self) -> str | None:
+        """The scope that held authority over the decision."""
+        return None if self.resolution is None else self.resolution.scope.scope_id
+
+    @property
+    def owning_team(self) -> str | None:
+        return None if self.resolution is None else self.resolution.scope.owning_team
+
+    @property
+    def ancestor_scope_ids(self) -> tuple[str, ...]:
+        """The ancestors of the resolved scope whose policies applied too, most specific first."""
+        return () if self.resolution is None else self.resolution.scope_ids[1:]
+
+    @property
+    def tied_scope_ids(self) -> tuple[str, ...]:
+        """Equally specific matching scopes that lost the tie-break to the resolved scope (by scope_id)."""
+        return () if self.resolution is None else tuple(scope.scope_id for scope in self.resolution.tied_with)
+
+    @property
+    def pause_requires(self) -> tuple[str, ...]:
+        """What resolving a PAUSE requires (the spec's enforcement); empty for other verdicts."""
+        if self.verdict is not Verdict.PAUSE or self.spec is None:
+            return ()
+        return self.spec.enforcement.pause_requires
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When a PAUSE stops waiting: the decision's timestamp plus the spec's resolution timeout.
+
+        None for other verdicts, without a timeout, or beyond the calendar. Expired is not the same as denied.
+        """
+        minutes = (
+            None
+            if self.verdict is not Verdict.PAUSE or self.spec is None
+            else self.spec.enforcement.resolution_timeout_minutes
+        )
+        if minutes is None:
+            return None
+        try:
+            return self.decision.timestamp + timedelta(minutes=minutes)
+        except OverflowError:
+            return None
 
     @cached_property
     def policies(self) -> tuple[PolicyResult, ...]:
@@ -179,13 +242,11 @@ def _policy_dict(policy: PolicyResult) -> dict[str, object]:
 
 
 def jsonable(value: object) -> object:
-    """`value` as plain JSON data: Decimals become numbers, datetimes ISO 8601 strings, tuples lists.
+    """`value` as plain JSON data: datetimes as ISO 8601 strings, tuples as lists.
 
-    Explanations only hold acceptable signal values (finite numbers, strings, booleans), expected values checked at
-    load, and datetimes.
+    Explanations only hold acceptable signal values and checked expected values (ints, finite floats, strings,
+    booleans; Decimals were read as floats), tuples of them, and datetimes.
     """
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, list | tuple):

@@ -10,10 +10,9 @@ with strings, enum values with the spec's values. Conditions are checked and com
 loaded; at request time a condition is one call of a small function.
 """
 
-import operator as op
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
 from mandate.evaluator.model import Condition, SignalDef, SignalType
 from mandate.evaluator.signals import describe, type_problem
@@ -36,17 +35,10 @@ class Operator(StrEnum):
 ORDERING: frozenset[Operator] = frozenset({Operator.LT, Operator.LE, Operator.GT, Operator.GE})
 MEMBERSHIP: frozenset[Operator] = frozenset({Operator.IN, Operator.NOT_IN})
 
-Test = Callable[[object], bool]
-"""A compiled condition: called with the signal's (present, type-correct) value."""
+Reader = Callable[[Mapping[str, Any]], bool]
+"""A compiled condition or policy: does it hold for these signal values (acceptable ones, by name)?"""
 
-_COMPARE: dict[Operator, Callable[[Any, Any], Any]] = {  # operands are type-checked beforehand
-    Operator.EQ: op.eq,
-    Operator.NE: op.ne,
-    Operator.LT: op.lt,
-    Operator.LE: op.le,
-    Operator.GT: op.gt,
-    Operator.GE: op.ge,
-}
+_ABSENT = object()  # no signal value is this object; never equal to, nor a member of, anything a policy holds
 
 
 def condition_problems(condition: Condition, signal: SignalDef) -> list[tuple[str, str, str]]:
@@ -94,15 +86,29 @@ def _value_problem(signal: SignalDef, value: object, operator: Operator) -> tupl
     return "type_mismatch", f"{signal.name} is {signal.type}, so {operator} needs {needs}, got {describe(value)}"
 
 
-def compile_test(operator: Operator, value: object) -> Test:
-    """The test of a condition already checked by `condition_problems`."""
+def compile_condition(signal: str, operator: Operator, expected: Any) -> Reader:
+    """Whether a checked condition holds for a decision's acceptable signal values, as one small function.
+
+    An absent signal satisfies no operator but `exists: false`. Values are exact built-in types by then
+    (`read_signals` and `condition_problems` see to it), so comparing them cannot fail.
+    """
     if operator is Operator.EXISTS:
-        present_result = bool(value)
-        return lambda _actual: present_result
+        if expected:
+            return lambda values: signal in values
+        return lambda values: signal not in values
     if operator in MEMBERSHIP:
-        members = frozenset(cast("Iterable[object]", value)).__contains__  # a list: checked by condition_problems
+        members = frozenset(expected)
         if operator is Operator.IN:
-            return members
-        return lambda actual: not members(actual)
-    compare = _COMPARE[operator]
-    return lambda actual: bool(compare(actual, value))
+            return lambda values: values.get(signal, _ABSENT) in members
+        return lambda values: (actual := values.get(signal, _ABSENT)) is not _ABSENT and actual not in members
+    if operator is Operator.EQ:
+        return lambda values: values.get(signal, _ABSENT) == expected
+    if operator is Operator.NE:
+        return lambda values: (actual := values.get(signal, _ABSENT)) is not _ABSENT and actual != expected
+    if operator is Operator.LT:
+        return lambda values: (actual := values.get(signal, _ABSENT)) is not _ABSENT and actual < expected
+    if operator is Operator.LE:
+        return lambda values: (actual := values.get(signal, _ABSENT)) is not _ABSENT and actual <= expected
+    if operator is Operator.GT:
+        return lambda values: (actual := values.get(signal, _ABSENT)) is not _ABSENT and actual > expected
+    return lambda values: (actual := values.get(signal, _ABSENT)) is not _ABSENT and actual >= expected

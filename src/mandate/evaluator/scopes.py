@@ -11,9 +11,10 @@ lends no policies.
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from mandate.evaluator.model import Decision, Scope
+from mandate.evaluator.model import SELECTORS, Decision, Scope
 
 _Mask = tuple[str, ...]  # names of the non-null selectors of a scope, in canonical order
+_MEMO_SIZE = 4096
 _Table = dict[tuple[str | None, ...], list[Scope]]  # selector values -> scopes selecting exactly them
 
 
@@ -46,6 +47,8 @@ class ScopeIndex:
         self._tables = {
             key: sorted(by_mask.items(), key=lambda item: (-len(item[0]), item[0])) for key, by_mask in tables.items()
         }
+        # Resolution is a pure function of (org, domain, selector values): remember recent answers.
+        self._memo: dict[tuple[str, str, tuple[object, ...]], ScopeResolution | None] = {}
 
     def resolve(self, decision: Decision) -> ScopeResolution | None:
         """The scope holding authority over `decision`, or None when no registered scope matches (a gap)."""
@@ -55,6 +58,21 @@ class ScopeIndex:
         self, organization_id: str, domain: str, attribution: Mapping[str, str | None]
     ) -> ScopeResolution | None:
         """As `resolve`, from the parts of a decision that scope resolution reads."""
+        key = (organization_id, domain, tuple([attribution.get(name) for name in SELECTORS]))
+        try:
+            return self._memo[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable attribution value matches no scope
+            return None
+        if len(self._memo) >= _MEMO_SIZE:
+            self._memo.clear()  # bounded: attribution is caller-controlled
+        resolution = self._memo[key] = self._resolve(organization_id, domain, attribution)
+        return resolution
+
+    def _resolve(
+        self, organization_id: str, domain: str, attribution: Mapping[str, str | None]
+    ) -> ScopeResolution | None:
         matches: list[tuple[_Mask, Scope]] = []
         for mask, table in self._tables.get((organization_id, domain), ()):
             hits = table.get(tuple([attribution.get(name) for name in mask]))

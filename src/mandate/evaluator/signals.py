@@ -14,6 +14,7 @@ from mandate.evaluator.model import Decision, SignalDef, SignalSource, SignalTyp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
+_NUMBER_TYPES = (int, float, Decimal)
 _PLAIN: dict[SignalType, type] = {
     SignalType.NUMBER: int,
     SignalType.STRING: str,
@@ -31,20 +32,29 @@ class SignalProblem:
     message: str
 
 
-def is_number(value: object) -> bool:
-    """True for finite int, float and Decimal values; booleans are not numbers."""
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        return False
-    return isinstance(value, int) or (value.is_finite() if isinstance(value, Decimal) else math.isfinite(value))
+def as_number(value: object) -> int | float | None:
+    """`value` as a plain int or float when it is a finite number (Decimals become floats); else None.
+
+    Only the exact built-in types count: a boolean is not a number, and neither is a subclass that could redefine
+    comparison. Numbers are compared as Python compares ints and floats, never under a decimal context.
+    """
+    if type(value) not in _NUMBER_TYPES:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, Decimal):
+        value = float(value) if value.is_finite() else math.nan
+    return value if isinstance(value, float) and math.isfinite(value) else None
 
 
 def describe(value: object) -> str:
     """`value` with its JSON type, for messages: `string 'yes'`, `boolean true`."""
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is bool:
         return f"boolean {str(value).lower()}"
-    if isinstance(value, int | float | Decimal):
+    if kind in _NUMBER_TYPES:
         return f"number {value}"
-    if isinstance(value, str):
+    if kind is str:
         return f"string {value!r}"
     if value is None:
         return "null"
@@ -52,26 +62,25 @@ def describe(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "an object"
-    return f"a {type(value).__name__}"
+    return f"a {kind.__name__}"
 
 
 def type_problem(signal: SignalDef, value: object) -> tuple[str, str] | None:
-    """(code, message) when `value` is not a legal value of `signal`, else None."""
+    """(code, message) when `value` is not a legal value of `signal`, else None. Types are exact, never coerced."""
     kind = signal.type
     if kind is SignalType.NUMBER:
-        if is_number(value):
+        if as_number(value) is not None:
             return None
-        if isinstance(value, float | Decimal):
+        if type(value) in _NUMBER_TYPES:
             return "not_finite", f"{signal.name} must be a finite number, got {describe(value)}"
         return "wrong_type", f"{signal.name} must be a number, got {describe(value)}"
     if kind is SignalType.ENUM:
-        if not isinstance(value, str):
+        if type(value) is not str:
             return "wrong_type", f"{signal.name} must be one of {', '.join(signal.values)}, got {describe(value)}"
         if value not in signal.values:
             return "not_in_enum", f"{signal.name} must be one of {', '.join(signal.values)}, got {value!r}"
         return None
-    expected = str if kind is SignalType.STRING else bool
-    if isinstance(value, expected):
+    if type(value) is (str if kind is SignalType.STRING else bool):
         return None
     return "wrong_type", f"{signal.name} must be a {kind}, got {describe(value)}"
 
@@ -103,7 +112,7 @@ def read_signals(spec: Spec, decision: Decision) -> tuple[dict[str, object], lis
             continue
         problem = type_problem(signal, value)
         if problem is None:
-            values[signal.name] = value
+            values[signal.name] = as_number(value) if signal.type is SignalType.NUMBER else value
         else:
             problems.append(SignalProblem(signal.name, *problem))
     return values, problems

@@ -10,73 +10,74 @@ from itertools import chain
 from operator import attrgetter
 
 from mandate.evaluator.errors import LoadProblem, SnapshotError
-from mandate.evaluator.model import Policy, Scope, Spec
-from mandate.evaluator.operators import Operator, Test, compile_test, condition_problems
+from mandate.evaluator.model import Policy, Scope, SignalType, Spec
+from mandate.evaluator.operators import Operator, Reader, compile_condition, condition_problems
 from mandate.evaluator.result import ConditionResult, PolicyResult
+from mandate.evaluator.signals import as_number
 from mandate.evaluator.verdicts import Verdict
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledCondition:
-    """A checked condition with its test, compiled once at load."""
+    """A checked condition and the function that evaluates it, compiled once at load."""
 
     signal: str
     operator: Operator
-    expected: object  # as written; lists become tuples
-    test: Test
+    expected: object  # as written, with lists as tuples and Decimals as floats
+    holds: Reader
 
     def check(self, values: Mapping[str, object], invalid: frozenset[str]) -> ConditionResult:
-        """Evaluate against the decision's acceptable signal `values`; `invalid` names present but unacceptable ones."""
+        """Explain the condition against the acceptable signal `values`; `invalid` names unacceptable ones."""
         signal = self.signal
-        if signal in values:
-            actual = values[signal]
-            try:
-                return ConditionResult(signal, self.operator, self.expected, actual, False, self.test(actual))
-            except (TypeError, ValueError, ArithmeticError) as exc:
-                error = f"cannot evaluate {signal} {self.operator} on {actual!r}: {exc}"
-                return ConditionResult(signal, self.operator, self.expected, actual, False, False, error)
         if signal in invalid:
             error = f"signal {signal} has an unacceptable value"
             return ConditionResult(signal, self.operator, self.expected, None, False, False, error)
-        absent_holds = self.operator is Operator.EXISTS and self.expected is False
-        return ConditionResult(signal, self.operator, self.expected, None, True, absent_holds)
+        actual = values.get(signal)  # acceptable values are never None
+        return ConditionResult(signal, self.operator, self.expected, actual, actual is None, self.holds(values))
 
 
 @dataclass(frozen=True, slots=True)
 class CompiledPolicy:
-    """A checked policy, ready to evaluate."""
+    """A checked policy, ready to evaluate: `holds(values)` is the whole of its conditions, ANDed."""
 
     policy_id: str
     spec_id: str
     scope_id: str
     verdict: Verdict
     conditions: tuple[CompiledCondition, ...]
-    tests: tuple[tuple[str, Test, bool], ...] = field(init=False, repr=False, compare=False)
-    """(signal, test, result when absent) per condition: the hot path's view of `conditions`."""
+    holds: Reader = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        tests = tuple(
-            (c.signal, c.test, c.operator is Operator.EXISTS and c.expected is False) for c in self.conditions
-        )
-        object.__setattr__(self, "tests", tests)  # derived once, at load; the dataclass is frozen
-
-    def holds(self, values: Mapping[str, object]) -> bool:
-        """Whether every condition holds for these acceptable signal values (every condition is evaluated)."""
-        held = True
-        for signal, test, when_absent in self.tests:
-            if signal in values:
-                if not test(values[signal]):
-                    held = False
-            elif not when_absent:
-                held = False
-        return held
+        object.__setattr__(self, "holds", _all_hold([c.holds for c in self.conditions]))  # frozen: set once
 
     def explain(self, values: Mapping[str, object], invalid: frozenset[str]) -> PolicyResult:
-        """Each condition's expected and actual value and result; matched only when all hold and none failed."""
+        """Every condition's expected and actual value and result; matched when all hold and none failed."""
         checks = tuple(condition.check(values, invalid) for condition in self.conditions)
         error = next((check.error for check in checks if check.error is not None), None)
         matched = error is None and all(check.result for check in checks)
         return PolicyResult(self.policy_id, self.scope_id, self.verdict, matched, checks, error)
+
+
+def _all_hold(readers: list[Reader]) -> Reader:
+    """The conjunction of `readers`, stopping at the first that does not hold."""
+    if not readers:
+        return lambda values: True
+    if len(readers) == 1:
+        return readers[0]
+    if len(readers) == 2:
+        first, second = readers
+        return lambda values: first(values) and second(values)
+    if len(readers) == 3:
+        first, second, third = readers
+        return lambda values: first(values) and second(values) and third(values)
+
+    def every(values: Mapping[str, object]) -> bool:
+        for reader in readers:  # noqa: SIM110 - a plain loop is faster than all() over a generator
+            if not reader(values):
+                return False
+        return True
+
+    return every
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,25 +91,33 @@ class CompiledSnapshot:
     policies: tuple[Policy, ...]
     index: Mapping[str, tuple[str, Mapping[str, tuple[CompiledPolicy, ...]]]] = field(repr=False)
     """spec_id -> (the spec version the policies were checked against, scope_id -> policies by policy_id)"""
+    _merged: dict[tuple[str, tuple[str, ...]], tuple[CompiledPolicy, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Memo of `candidates` by spec and scope chain (a scope's ancestors depend on it alone: few entries)."""
 
     def checked_against(self, spec_id: str) -> str | None:
         """The version of `spec_id` its policies were checked against; None when no policy is bound to it."""
         entry = self.index.get(spec_id)
         return None if entry is None else entry[0]
 
-    def candidates(self, spec_id: str, scope_ids: Iterable[str]) -> tuple[CompiledPolicy, ...]:
+    def candidates(self, spec_id: str, scope_ids: tuple[str, ...]) -> tuple[CompiledPolicy, ...]:
         """The policies bound to `spec_id` and to one of `scope_ids`, sorted by policy_id."""
+        merged = self._merged.get((spec_id, scope_ids))
+        if merged is not None:
+            return merged
         entry = self.index.get(spec_id)
-        if entry is None:
-            return ()
-        by_scope = entry[1]
-        groups = [group for scope_id in scope_ids if (group := by_scope.get(scope_id))]
-        if len(groups) == 1:
-            return groups[0]
-        return tuple(sorted(chain.from_iterable(groups), key=_POLICY_ID))
+        by_scope = {} if entry is None else entry[1]
+        groups = [by_scope.get(scope_id, ()) for scope_id in scope_ids]
+        merged = tuple(sorted(chain.from_iterable(groups), key=_POLICY_ID))
+        if len(self._merged) >= _MEMO_SIZE:
+            self._merged.clear()  # bounded, whatever scope chains callers pass
+        self._merged[spec_id, scope_ids] = merged  # pure: the same arguments always give the same policies
+        return merged
 
 
 _POLICY_ID = attrgetter("policy_id")
+_MEMO_SIZE = 4096
 
 
 def compile_snapshot(
@@ -160,7 +169,7 @@ def compile_snapshot(
         seen.add(policy.policy_id)
         problems.extend(found)
         if not found:
-            compiled.append(_compile(policy))
+            compiled.append(_compile(policy, spec_by_id[policy.spec_id]))
     if problems:
         raise SnapshotError(f"snapshot {snapshot_id} (version {version})", problems)
 
@@ -235,11 +244,22 @@ def _where(organization_id: str, domain: str, home: tuple[str, str]) -> str:
     return f"domain {domain}"
 
 
-def _compile(policy: Policy) -> CompiledPolicy:
+def _compile(policy: Policy, spec: Spec) -> CompiledPolicy:
+    numbers = {signal.name for signal in spec.signals if signal.type is SignalType.NUMBER}
     conditions = []
     for condition in policy.conditions:
         operator = Operator(condition.operator)
-        value = condition.value
-        expected = tuple(value) if isinstance(value, list | tuple) else value
-        conditions.append(CompiledCondition(condition.signal, operator, expected, compile_test(operator, expected)))
+        expected = condition.value
+        if condition.signal in numbers and operator is not Operator.EXISTS:
+            expected = _as_numbers(expected)  # compared as plain ints and floats, like the decision's values
+        if isinstance(expected, list):
+            expected = tuple(expected)
+        holds = compile_condition(condition.signal, operator, expected)
+        conditions.append(CompiledCondition(condition.signal, operator, expected, holds))
     return CompiledPolicy(policy.policy_id, policy.spec_id, policy.scope_id, Verdict(policy.verdict), tuple(conditions))
+
+
+def _as_numbers(value: object) -> object:
+    if isinstance(value, list | tuple):
+        return tuple(as_number(item) for item in value)
+    return as_number(value)
