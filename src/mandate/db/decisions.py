@@ -204,3 +204,53 @@ async def list_verdicts(
         rows = rows[:limit]
         next_cursor = Cursor(rows[-1]["timestamp"], rows[-1]["verdict_id"]).encode()
     return Page(rows, next_cursor)
+
+
+async def decision_time_span(
+    conn: AsyncConnection[dict[str, Any]], f: DecisionFilter
+) -> tuple[datetime, datetime] | None:
+    """The oldest and newest decision timestamps for a filter; None when no decision matches."""
+    clauses, params = _where(f, table="d")
+    verdict = VERDICT_OF_DECISION if f.verdict is not None else sql.SQL("")
+    query = sql.SQL(
+        'SELECT min(d."timestamp") AS lo, max(d."timestamp") AS hi FROM mandate.decision_events d {verdict} {where}'
+    ).format(verdict=verdict, where=_and(clauses))
+    row = await (await conn.execute(query, params)).fetchone()
+    if row is None or row["lo"] is None:
+        return None
+    return row["lo"], row["hi"]
+
+
+TIME_BUCKETS = ("minute", "hour", "day", "week", "month", "year")
+
+
+async def verdicts_over_time(
+    conn: AsyncConnection[dict[str, Any]],
+    f: DecisionFilter,
+    *,
+    unit: str,
+    time_zone: str,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """Decisions per (time bucket, verdict) for a filter, every bucket from `start` to `end` included (empty ones
+    with verdict NULL and n 0). Buckets are `date_trunc(unit, timestamp)` in `time_zone` (an IANA name), so a day
+    is a day on that zone's clock; `unit` is one of TIME_BUCKETS."""
+    if unit not in TIME_BUCKETS:
+        raise ValueError(f"unit must be one of {', '.join(TIME_BUCKETS)}")
+    clauses, params = _where(f, table="d")
+    query = sql.SQL(
+        """WITH counts AS (
+            SELECT date_trunc(%s, d."timestamp") AS bucket, v.verdict::text AS verdict, count(*) AS n
+            FROM mandate.decision_events d {verdict} {where} GROUP BY 1, 2)
+        SELECT b.bucket, c.verdict, coalesce(c.n, 0) AS n
+        FROM generate_series(date_trunc(%s, %s::timestamptz), date_trunc(%s, %s::timestamptz),
+                             ('1 ' || %s)::interval) AS b (bucket)
+        LEFT JOIN counts c ON c.bucket = b.bucket
+        ORDER BY b.bucket, c.verdict"""
+    ).format(verdict=VERDICT_OF_DECISION, where=_and(clauses))
+    async with conn.transaction():
+        # The session time zone decides where date_trunc cuts and how '1 day' steps across DST changes.
+        await conn.execute("SELECT set_config('TimeZone', %s, true)", [time_zone])
+        cur = await conn.execute(query, [unit, *params, unit, start, unit, end, unit])
+        return await cur.fetchall()

@@ -78,6 +78,19 @@ async def spec_status_history(conn: AsyncConnection[Row], spec_id: str) -> list[
     return await cur.fetchall()
 
 
+async def list_spec_status_events(conn: AsyncConnection[Row], organization_id: UUID, domain: str | None) -> list[Row]:
+    """Every status change of the specs of an organization (optionally one domain), oldest first per spec."""
+    cur = await conn.execute(
+        """SELECT e.event_id, e.spec_id, e.version, e.status, e.reason, e.created_at, s.domain
+           FROM mandate.spec_status_events e
+           JOIN mandate.mandate_specs s ON s.spec_id = e.spec_id AND s.version = e.version
+           WHERE s.organization_id = %s AND (%s::text IS NULL OR s.domain = %s)
+           ORDER BY e.spec_id, e.event_id""",
+        [organization_id, domain, domain],
+    )
+    return await cur.fetchall()
+
+
 async def get_snapshot(conn: AsyncConnection[Row], snapshot_id: UUID) -> Row | None:
     cur = await conn.execute(
         """SELECT snapshot_id, version, organization_id, domain, policies, created_at

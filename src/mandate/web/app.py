@@ -1,6 +1,7 @@
 """The application factory: `create_app(database_url)` → the FastAPI app `mandate serve` runs.
 
-Routes: the JSON API (`web/api.py`), OpenAPI at `/openapi.json` and its docs page at `/docs`.
+Routes: the JSON API (`web/api.py`), the read-only UI (`web/ui.py`, its files under `/static`), OpenAPI at
+`/openapi.json` and its docs page at `/docs`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 import mandate
-from mandate.web import api, errors
+from mandate.web import api, errors, ui
 from mandate.web.errors import JSONResponse, error_body
 from mandate.web.state import ServerState
 
@@ -52,6 +54,8 @@ def create_app(database_url: str, *, pool_size: int = 10, max_body_bytes: int = 
     app.state.mandate = server
     errors.install(app)
     app.include_router(api.router)
+    app.include_router(ui.router)
+    app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
 
     @app.middleware("http")
     async def limit_and_log(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -61,6 +65,8 @@ def create_app(database_url: str, *, pool_size: int = 10, max_body_bytes: int = 
             response: Response = JSONResponse(
                 error_body("too_large", f"request body exceeds {max_body_bytes} bytes; nothing was stored"),
                 status_code=413,
+                # The unread body is still on the wire: close the connection rather than reuse it.
+                headers={"connection": "close"},
             )
         else:
             response = await call_next(request)
