@@ -11,6 +11,7 @@ import typer
 
 from mandate.console import err, out, settings
 from mandate.db.url import database_url
+from mandate.demo.command import demo
 from mandate.errors import MandateError
 from mandate.governance.commands import apply
 from mandate.migrate.commands import backup_app, migrate_app
@@ -21,6 +22,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(backup_app, name="backup")
 app.command("apply")(apply)
+app.command("demo")(demo)
 
 
 @db_app.command("url")

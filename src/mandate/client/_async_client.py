@@ -1,0 +1,238 @@
+"""`AsyncMandateClient`: the asynchronous client (asyncio or trio, through httpx). Same methods as `MandateClient`,
+awaited; `list_decisions` is an async iterator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+
+from mandate.client import _wire
+from mandate.client._guard import AsyncGuard, ContextArg, OnPause, TargetArg, TextArg
+from mandate.client._verdict import Verdict
+
+JSON = dict[str, Any]
+
+
+class AsyncMandateClient:
+    """The asynchronous twin of `MandateClient` (same arguments, same errors).
+
+        async with AsyncMandateClient("http://127.0.0.1:3000", organization_id=ORG, domain="finance") as mandate:
+            verdict = await mandate.decide("database.drop_table", "pre_commit", context={...}, scope={...},
+                                     target="production.users", actor="db-agent")
+            if verdict.blocked: ...
+
+    `organization_id` and `domain` are defaults for `decide` (each call may override them). `token` is sent as
+    `Authorization: Bearer …`. `timeout` is per attempt; `retries` is how many times a failed attempt is
+    retried (connection errors, timeouts, 503) with exponential backoff from `backoff` seconds, with jitter.
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:3000",
+        *,
+        organization_id: str | UUID | None = None,
+        domain: str | None = None,
+        token: str | None = None,
+        timeout: float | httpx.Timeout = 10.0,
+        retries: int = 2,
+        backoff: float = 0.25,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https:// (got {base_url!r})")
+        self.base_url = base_url.rstrip("/")
+        self.organization_id = None if organization_id is None else str(organization_id)
+        self.domain = domain
+        self._retry = _wire.RetryPolicy(retries=retries, backoff=backoff)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url, headers=_wire.headers(token), timeout=timeout, transport=transport
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncMandateClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"AsyncMandateClient({self.base_url!r}, organization_id={self.organization_id!r}, domain={self.domain!r})"
+        )
+
+    # -- transport -----------------------------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: JSON | None = None,
+        params: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+        retry_status: bool = True,
+    ) -> Any:
+        policy = self._retry
+        for attempt in range(1, policy.attempts + 1):
+            last = attempt == policy.attempts
+            try:
+                response = await self._http.request(method, path, json=json, params=params)
+            except httpx.TransportError as exc:
+                if last or not _wire.retryable_exception(exc, idempotent=idempotent):
+                    raise _wire.unreachable(exc, self.base_url, attempt) from exc
+                await asyncio.sleep(policy.delay(attempt))
+                continue
+            if not last and retry_status and _wire.retryable_status(response.status_code, idempotent=idempotent):
+                await asyncio.sleep(policy.delay(attempt, _wire.retry_after(response)))
+                continue
+            return _wire.answer(response)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    # -- decisions -----------------------------------------------------------------------------------------------
+
+    async def decide(
+        self,
+        intent: str,
+        stage: str,
+        *,
+        context: Mapping[str, Any],
+        scope: Mapping[str, Any],
+        target: str,
+        actor: str,
+        decision_id: UUID | str | None = None,
+        unstructured_context: str | None = None,
+        organization_id: str | UUID | None = None,
+        domain: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> Verdict:
+        """Ask Mandate before (or tell it after) acting. Returns the verdict; raises `MandateValidationError` for
+        invalid attribution or signals, `MandateConflict` when this (decision_id, stage) was sent with another
+        body, `MandateUnavailable` when Mandate cannot answer.
+
+        The decision_id is fixed (a new uuid4 unless given) before the first attempt, so a retry after a lost
+        answer gets the stored verdict back (`idempotent_replay`) instead of creating a second decision."""
+        body = _wire.decision_body(
+            decision_id=uuid4() if decision_id is None else _wire.to_uuid(decision_id),
+            organization_id=_wire.require(
+                str(organization_id) if organization_id is not None else self.organization_id, "organization_id"
+            ),
+            domain=_wire.require(domain or self.domain, "domain"),
+            intent=intent,
+            stage=stage,
+            actor=actor,
+            target=target,
+            context=context,
+            scope=scope,
+            timestamp=timestamp,
+            unstructured_context=unstructured_context,
+        )
+        return _wire.verdict(await self._request("POST", "/api/decisions", json=body))
+
+    async def report_outcome(
+        self,
+        decision_id: UUID | str,
+        outcome: str,
+        *,
+        success: bool | None = None,
+        stage: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> JSON:
+        """Record what happened after the verdict (an `outcome reported` timeline entry); returns that entry.
+
+        Not idempotent (each call appends an entry), so it is retried only when the request surely did not
+        arrive."""
+        path = f"/api/decisions/{_wire.to_uuid(decision_id)}/outcome"
+        result: JSON = await self._request(
+            "POST", path, json=_wire.outcome_body(outcome, success, stage, details), idempotent=False
+        )
+        return result
+
+    def guard(
+        self,
+        intent: str,
+        stage: str,
+        *,
+        context: ContextArg,
+        scope: Mapping[str, Any],
+        target: TargetArg,
+        actor: str,
+        unstructured_context: TextArg = None,
+        organization_id: str | UUID | None = None,
+        domain: str | None = None,
+        on_pause: OnPause = "raise",
+        report: bool = True,
+    ) -> AsyncGuard:
+        """A guard for a tool: ask before it runs, refuse on BLOCK (`Blocked`) and PAUSE (`Paused`, unless
+        `on_pause` says otherwise), run it, report the outcome. Use it as an async context manager (`async with …
+        as verdict:`) or as a decorator of coroutine functions, where `context`, `target` and
+        `unstructured_context` may be functions of the tool's arguments. Each use is a new decision."""
+        return AsyncGuard(
+            self,
+            intent=intent,
+            stage=stage,
+            context=context,
+            scope=scope,
+            target=target,
+            actor=actor,
+            unstructured_context=unstructured_context,
+            organization_id=organization_id,
+            domain=domain,
+            on_pause=on_pause,
+            report=report,
+        )
+
+    # -- reads ---------------------------------------------------------------------------------------------------
+
+    async def get_decision(self, decision_id: UUID | str) -> JSON:
+        """The stored decision: the latest stage's fields at the top, every stage under `stages`."""
+        result: JSON = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}")
+        return result
+
+    async def get_verdict(self, decision_id: UUID | str, *, stage: str | None = None) -> Verdict:
+        """The stored verdict of a decision (its latest stage, or `stage`), with its full explanation."""
+        body = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/verdict")
+        return _wire.verdict(_wire.verdict_for_stage(body, stage))
+
+    async def get_timeline(self, decision_id: UUID | str) -> list[JSON]:
+        """The decision's append-only timeline entries, oldest first."""
+        body = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/timeline")
+        entries: list[JSON] = body["entries"]
+        return entries
+
+    async def list_decisions(self, *, page_size: int = 50, **filters: Any) -> AsyncIterator[JSON]:
+        """Every decision matching `filters` (domain, verdict, intent, stage, agent, service, actor, target,
+        since, until, organization_id), newest first, fetched page by page as the iterator advances."""
+        organization_id = filters.pop("organization_id", None) or self.organization_id
+        cursor: str | None = None
+        while True:
+            params = _wire.list_params(filters, organization_id, page_size, cursor)
+            page = await self._request("GET", "/api/decisions", params=params)
+            for item in page["items"]:
+                yield item
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    async def replay(self, decision_id: UUID | str) -> JSON:
+        """Re-evaluate a stored decision with its stored spec, signals and snapshot; `identical` says whether the
+        verdict and explanation are reproduced exactly."""
+        result: JSON = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/replay")
+        return result
+
+    async def health(self) -> JSON:
+        """The server's health: status, versions, database. `MandateUnavailable` when it is not serving (its
+        `body` says why, e.g. `"status": "migrating"`); a 503 is reported at once, not retried."""
+        result: JSON = await self._request("GET", "/api/health", retry_status=False)
+        return result
