@@ -100,7 +100,8 @@ def test_two_concurrent_runners_serialise(fresh_db: Callable[..., str]) -> None:
                 waiting = scalar(
                     probe,
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
-                    "AND classid = %s AND objid = %s",
+                    "AND classid = %s AND objid = %s AND database = (SELECT oid FROM pg_database "
+                    "WHERE datname = current_database())",
                     runner.LOCK_KEYS,
                 )
                 if waiting:

@@ -28,6 +28,9 @@ from mandate.migrate.files import MigrationFile, load
 LOCK_KEYS = (0x4D414E44, 0x4D494752)
 LEGACY_BASELINE = 7
 TOOL = f"mandate {mandate.__version__}"
+#: Tables an operator (or `mandate migrate run 008`) creates for migration 008's remedies, which 008 reads and
+#: drops: they are not part of the schema, so a legacy database holding them is still recognised as legacy.
+OPERATOR_TABLES = frozenset({"migration_008_domain_slugs", "migration_008_scope_ids", "migration_008_unattributed"})
 
 MIGRATION_LOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS mandate;
@@ -46,10 +49,13 @@ CREATE TABLE IF NOT EXISTS mandate.migration_log (
 );
 """
 
-_HOLDER = """
-SELECT a.pid, coalesce(nullif(a.application_name, ''), '(no application name)'), a.usename, a.backend_start
+#: Who holds the migration lock in this database: pid, application, user, connected since (no row: nobody).
+HOLDER_QUERY = """
+SELECT a.pid, coalesce(nullif(a.application_name, ''), '(no application name)') AS application, a.usename,
+       a.backend_start
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 LIMIT 1
 """
 
@@ -103,7 +109,7 @@ def classify(conn: psycopg.Connection[Any]) -> tuple[str, list[str]]:
         return "managed", []
     if not tables:
         return "empty", []
-    comparison = catalog.compare(catalog.describe(conn), legacy_description())
+    comparison = catalog.compare(catalog.describe(conn, exclude=OPERATOR_TABLES), legacy_description())
     if comparison.matches:
         return "legacy", comparison.index_warnings
     shown = comparison.structural[:25]
@@ -157,7 +163,7 @@ class MigrationLock:
         try:
             conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
         except psycopg.errors.LockNotAvailable:
-            holder = conn.execute(_HOLDER, LOCK_KEYS).fetchone()
+            holder = conn.execute(HOLDER_QUERY, LOCK_KEYS).fetchone()
             who = (
                 f"pid {holder[0]}, application {holder[1]!r}, user {holder[2]}, connected since {holder[3]:%Y-%m-%d %H:%M:%S%z}"
                 if holder
@@ -178,7 +184,7 @@ class MigrationLock:
 
 def lock_holder(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
     """(pid, application) of the session holding the migration lock, if any."""
-    row = conn.execute(_HOLDER, LOCK_KEYS).fetchone()
+    row = conn.execute(HOLDER_QUERY, LOCK_KEYS).fetchone()
     return (row[0], row[1]) if row else None
 
 

@@ -17,7 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from mandate.governance import cache
-from mandate.migrate.runner import LOCK_KEYS
+from mandate.migrate.runner import HOLDER_QUERY, LOCK_KEYS
 
 log = logging.getLogger("mandate.server")
 Row = dict[str, Any]
@@ -91,16 +91,8 @@ class ServerState:
                     application_name="mandate serve (lock watch)",
                 ) as conn:
                     while True:
-                        row = await (
-                            await conn.execute(
-                                """SELECT a.pid, coalesce(nullif(a.application_name, ''), '?') AS app
-                                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                                   WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s
-                                     AND l.objid = %s AND l.objsubid = 2 LIMIT 1""",
-                                LOCK_KEYS,
-                            )
-                        ).fetchone()
-                        self.migration_holder = None if row is None else (row["pid"], row["app"])
+                        row = await (await conn.execute(HOLDER_QUERY, LOCK_KEYS)).fetchone()
+                        self.migration_holder = None if row is None else (row["pid"], row["application"])
                         await asyncio.sleep(1.0)
             except asyncio.CancelledError:
                 raise
