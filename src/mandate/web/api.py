@@ -404,12 +404,12 @@ SCOPED = frozenset({"organization_id", "domain", "domain_name"})
 async def _decision_rows(request: Request, decision_id: UUID) -> list[Row]:
     async with state(request).pool.connection() as conn:
         rows = await q.get_decision(conn, decision_id)
-    _in_scope(request, rows, decision_id)
+    _in_scope(request, rows, f"decision {decision_id}")
     return rows
 
 
-def _in_scope(request: Request, rows: list[Row], decision_id: UUID) -> None:
-    """404 unless the decision exists — and, when the caller names an organization or domain, is in it."""
+def _in_scope(request: Request, rows: list[Row], what: str) -> None:
+    """404 unless the thing exists — and, when the caller names an organization or domain, is in it."""
     org = request.query_params.get("organization_id")
     dom = request.query_params.get("domain") or request.query_params.get("domain_name")
     visible = [
@@ -418,7 +418,7 @@ def _in_scope(request: Request, rows: list[Row], decision_id: UUID) -> None:
         if (org is None or str(r["organization_id"]) == org.lower()) and (dom is None or r["domain"] == dom)
     ]
     if not visible:
-        raise ApiError(404, "not_found", f"decision {decision_id} does not exist" + (" in that domain" if rows else ""))
+        raise ApiError(404, "not_found", f"{what} does not exist" + (" in that organization or domain" if rows else ""))
 
 
 @router.get("/api/decisions/{decision_id}", tags=["decisions"])
@@ -437,7 +437,7 @@ async def get_verdict(request: Request, decision_id: UUID) -> JSONResponse:
     _known(request, SCOPED)
     async with state(request).pool.connection() as conn:
         rows = await q.get_verdicts(conn, decision_id)
-    _in_scope(request, rows, decision_id)
+    _in_scope(request, rows, f"decision {decision_id}")
     return JSONResponse({**rows[-1], "verdicts": rows})
 
 
@@ -448,7 +448,7 @@ async def get_timeline(request: Request, decision_id: UUID) -> JSONResponse:
     _known(request, SCOPED)
     async with state(request).pool.connection() as conn:
         rows = await q.get_timeline(conn, decision_id)
-    _in_scope(request, rows, decision_id)
+    _in_scope(request, rows, f"decision {decision_id}")
     return JSONResponse({"decision_id": str(decision_id), "entries": rows})
 
 
@@ -565,5 +565,5 @@ async def snapshot_policies(request: Request, snapshot_id: UUID) -> JSONResponse
         row = await gq.get_snapshot(conn, snapshot_id)
     if row is None:
         raise ApiError(404, "not_found", f"policy snapshot {snapshot_id} does not exist")
-    _in_scope(request, [row], snapshot_id)
+    _in_scope(request, [row], f"policy snapshot {snapshot_id}")
     return JSONResponse({**row, "items": row["policies"]})
