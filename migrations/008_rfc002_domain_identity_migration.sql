@@ -106,6 +106,13 @@ SELECT pg_temp.m008_gate('more than one unattributed-history target',
      HAVING count(*) > 1),
     'keep exactly one row in mandate.migration_008_unattributed (--unattributed-to ORG_ID/DOMAIN)');
 
+SELECT pg_temp.m008_gate('domains whose organization does not exist',
+    (SELECT array_agg(format('%s (domain_id %s, organization %s)', quote_literal(d.name), d.domain_id,
+                             d.organization_id))
+     FROM mandate.domains d
+     WHERE NOT EXISTS (SELECT 1 FROM mandate.organizations o WHERE o.organization_id = d.organization_id)),
+    'the foreign key was bypassed at some point; restore the organizations from a backup before migrating');
+
 CREATE TEMP TABLE m008_domains ON COMMIT DROP AS
 SELECT d.domain_id, d.organization_id, d.name,
        coalesce(
@@ -199,6 +206,22 @@ SELECT pg_temp.m008_gate('verdicts whose scope is missing',
     (SELECT array_agg(v.verdict_id::text || ' -> scope ' || v.scope_id) FROM mandate.verdict_events v
      WHERE v.scope_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM mandate.scopes s WHERE s.scope_id = v.scope_id)),
     'the foreign key was bypassed at some point; restore the scopes from a backup before migrating');
+SELECT pg_temp.m008_gate('verdicts whose policy snapshot is missing',
+    (SELECT array_agg(v.verdict_id::text || ' -> snapshot ' || v.snapshot_id) FROM mandate.verdict_events v
+     WHERE NOT EXISTS (SELECT 1 FROM mandate.policy_snapshots ps WHERE ps.snapshot_id = v.snapshot_id)),
+    'the foreign key was bypassed at some point; restore the snapshots from a backup before migrating');
+SELECT pg_temp.m008_gate('active specs that would share one (organization, domain, intent, stage)',
+    (SELECT array_agg(format('org %s: %s/%s/%s <- %s', organization_id, slug, intent, stage, specs)) FROM (
+        SELECT s.organization_id, m.slug, s.intent, s.stage,
+               string_agg(s.spec_id || '@' || s.version, ', ' ORDER BY s.spec_id, s.version) AS specs
+        FROM mandate.mandate_specs s
+        CROSS JOIN LATERAL (SELECT d.slug FROM m008_domains d
+                            WHERE d.organization_id = s.organization_id AND (d.name = s.domain OR d.slug = s.domain)
+                            ORDER BY (d.name = s.domain) DESC LIMIT 1) m
+        WHERE s.status = 'active'
+        GROUP BY s.organization_id, m.slug, s.intent, s.stage HAVING count(*) > 1) c),
+    'two domain names now map to one slug and both have an active spec for the same intent and stage; '
+    'map the names to different slugs with --domain-slug');
 SELECT pg_temp.m008_gate('timeline entries whose decision is missing',
     (SELECT array_agg(t.entry_id::text) FROM mandate.audit_timeline_entries t
      WHERE NOT EXISTS (SELECT 1 FROM mandate.decision_events e WHERE e.decision_id = t.decision_id)),
@@ -238,6 +261,15 @@ SELECT pg_temp.m008_gate('scopes whose human-readable ids would collide',
         SELECT scope_id, string_agg(legacy_scope_uuid::text, ', ' ORDER BY legacy_scope_uuid) AS uuids
         FROM m008_scopes GROUP BY scope_id HAVING count(*) > 1) c),
     'choose distinct ids for the colliding scopes in --scope-id-map FILE (legacy UUID -> scope id)');
+SELECT pg_temp.m008_gate('scopes of one domain that select exactly the same agents',
+    (SELECT array_agg(format('%s/%s: %s', organization_id, domain, uuids)) FROM (
+        SELECT m.organization_id, m.domain, string_agg(m.legacy_scope_uuid::text, ', ' ORDER BY m.legacy_scope_uuid) AS uuids
+        FROM m008_scopes m JOIN mandate.scopes s ON s.scope_id = m.legacy_scope_uuid
+        GROUP BY m.organization_id, m.domain, coalesce(s.service, ''), coalesce(s.agent, ''),
+                 coalesce(s.scope_system, ''), coalesce(s.environment, ''), coalesce(s.tenant, '')
+        HAVING count(*) > 1) c),
+    'they differed only in the free-text scope_domain, which no longer selects anything; two scopes with the same '
+    'selectors cannot both hold authority — contact the Mandate team to merge them');
 SELECT pg_temp.m008_gate('policies referencing a scope that does not exist',
     (SELECT array_agg(DISTINCT format('snapshot %s policy %s -> scope %s', ps.snapshot_id, p->>'id', p->>'scope_id'))
      FROM mandate.policy_snapshots ps, jsonb_array_elements(ps.policies) p
@@ -408,6 +440,29 @@ FROM mandate.audit_timeline_entries t
 LEFT JOIN m008_domains d ON d.domain_id = t.domain_id
 LEFT JOIN m008_unattributed u ON t.domain_id IS NULL
 LEFT JOIN m008_scopes s ON jsonb_typeof(t.details) = 'object' AND s.legacy_text = t.details->>'scope_id';
+
+-- Every converted scope reference must name a scope of its own row's (organization, domain): a legacy reference to
+-- another domain's scope, or a timeline details.scope_id that names no scope, would break the domain-prefix
+-- invariant and is refused here, before anything is swapped in.
+SELECT pg_temp.m008_gate('scope references that would not start with their row''s domain',
+    (SELECT array_agg(x) FROM (
+        SELECT format('verdict %s (domain %s) -> scope %s', v.verdict_id, v.domain, v.scope_id) AS x
+        FROM mandate.verdict_events_m008 v
+        WHERE v.scope_id IS NOT NULL AND left(v.scope_id, length(v.domain) + 1) <> v.domain || '.'
+        UNION ALL
+        SELECT format('snapshot %s (domain %s) policy %s -> scope %s', ps.snapshot_id, ps.domain, p->>'id',
+                      p->>'scope_id')
+        FROM mandate.policy_snapshots_m008 ps, jsonb_array_elements(ps.policies) p
+        WHERE jsonb_typeof(p->'scope_id') = 'string'
+          AND left(p->>'scope_id', length(ps.domain) + 1) <> ps.domain || '.'
+        UNION ALL
+        SELECT format('timeline entry %s (domain %s) -> details.scope_id %s', t.entry_id, t.domain,
+                      t.details->>'scope_id')
+        FROM mandate.audit_timeline_entries_m008 t
+        WHERE jsonb_typeof(t.details->'scope_id') = 'string'
+          AND left(t.details->>'scope_id', length(t.domain) + 1) <> t.domain || '.') refs),
+    'each names a scope of another domain, or (timeline details) a scope that does not exist; these rows '
+    'contradict themselves — restore the scopes from a backup or contact the Mandate team before migrating');
 
 -- =================================================================================================================
 DO $$ BEGIN RAISE NOTICE 'phase 10/10: swap tables, keys, indexes, triggers, verification'; END $$;
