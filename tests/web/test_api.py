@@ -89,6 +89,17 @@ def api(db_url: str) -> Iterator[LiveServer]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+    # Whatever a test sent, no decision stage was ever stored without its verdict and both timeline entries.
+    with psycopg.connect(db_url) as conn:
+        incomplete = scalar(
+            conn,
+            """SELECT count(*) FROM mandate.decision_events d
+               WHERE NOT EXISTS (SELECT 1 FROM mandate.verdict_events v
+                                 WHERE v.decision_id = d.decision_id AND v.stage = d.stage)
+                  OR (SELECT count(*) FROM mandate.audit_timeline_entries t
+                      WHERE t.decision_id = d.decision_id AND t.stage = d.stage) < 2""",
+        )
+    assert incomplete == 0
 
 
 def _counts(db_url: str) -> tuple[int, int, int, int]:
