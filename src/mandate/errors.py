@@ -4,9 +4,11 @@ MandateError                   every error this package raises on purpose; the m
 ├── ConfigError                a setting is missing or malformed (names the setting)
 ├── DatabaseUnavailable        the database cannot be reached or started
 ├── ToolNotFound               no suitable psql / pg_dump / pg_restore for the server's version
+├── BackupError                a backup could not be created, verified, copied or restored (says which and why)
 ├── MigrationError             a migration failed; the transaction was rolled back
 │   ├── MigrationLockTimeout   another runner holds the migration lock (names its pid and application)
 │   ├── UnknownDatabaseShape   the database is neither empty, nor Mandate-managed, nor legacy Mandate
+│   ├── CheckFailed            a migration check (pre-flight, gate, verification) failed: names rows and remedy
 │   └── SchemaTooOld           the schema is older than this code needs (names the command to run)
 └── GovernanceError            a governance bundle or request broke a rule (names file, object, field)
 """
@@ -30,6 +32,10 @@ class ToolNotFound(MandateError):
     """No PostgreSQL client tool of a suitable major version was found."""
 
 
+class BackupError(MandateError):
+    """A backup could not be created, verified, copied or restored."""
+
+
 class MigrationError(MandateError):
     """A migration could not be applied; nothing of it was kept."""
 
@@ -40,6 +46,10 @@ class MigrationLockTimeout(MigrationError):
 
 class UnknownDatabaseShape(MigrationError):
     """The database holds tables the runner cannot classify."""
+
+
+class CheckFailed(MigrationError):
+    """A check around a migration failed (pre-flight, pre-migration gate, verification, constraint or smoke test)."""
 
 
 class SchemaTooOld(MigrationError):

@@ -1,0 +1,208 @@
+"""How long the 008 runbook will take: from a rehearsal when there is one, from a calibration otherwise.
+
+A *rehearsal* is a past run (a `--dry-run`, or a real run) recorded in the data directory
+(`migration-008-runs.json`): its database size and the seconds of every step and 008 phase. The newest rehearsal of
+this database (or, failing that, of any database) is scaled by the ratio of the sizes of the tables 008 rewrites.
+
+Without one, a *calibration* measures this server: the time to copy a sample of decision_events into a temporary
+table (`CREATE TEMP TABLE … AS SELECT … LIMIT n`) gives a copy rate in bytes per second, and each phase is priced by
+the bytes it reads, writes and indexes at that rate. Either way it is an estimate, and the report shows it next to
+the actual times.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+HISTORY = "migration-008-runs.json"
+_KEEP = 50
+SAMPLE_ROWS = 20_000
+
+# Price of each phase, as a multiple of (bytes of the tables it rewrites) / (calibrated copy rate). The calibration
+# copies into a temporary table (no WAL, no index), so the factors carry what it leaves out: WAL, the joins of the
+# rebuild, and above all the indexes (phase 10 builds some thirty of them, three GIN, and validates the foreign keys).
+# Fitted on generated legacy data (20 000 and 200 000 decisions, PostgreSQL 15): within about ±30 % there; a
+# rehearsal (a dry run) replaces them.
+EVENT_TABLES = ("decision_events", "verdict_events", "audit_timeline_entries")
+PHASE_TABLES: dict[int, tuple[str, ...]] = {
+    1: (),
+    2: ("domains",),
+    3: EVENT_TABLES,
+    4: ("scopes", "policy_snapshots"),
+    5: ("domains", "scopes"),
+    6: ("policy_snapshots", "mandate_specs"),
+    7: ("decision_events",),
+    8: ("verdict_events",),
+    9: ("audit_timeline_entries",),
+    10: EVENT_TABLES,
+}
+_PHASE_FACTOR = {1: 0.0, 2: 0.5, 3: 0.8, 4: 0.5, 5: 5.0, 6: 5.0, 7: 5.0, 8: 5.0, 9: 5.0, 10: 16.0}
+_PHASE_FIXED_S = 0.01  # statement overhead per phase
+# Around the migration, in its transaction: the baseline (every row hashed) and the post-verification scripts.
+_AROUND_FACTOR = 12.0
+_DUMP_FACTOR = 7.0  # pg_dump, then a full read of the archive, per byte of the database
+
+
+@dataclass(frozen=True)
+class Calibration:
+    sample_rows: int
+    sample_bytes: int
+    seconds: float
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.sample_bytes / self.seconds if self.seconds > 0 else 50e6
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sample_rows": self.sample_rows, "sample_bytes": self.sample_bytes, "seconds": round(self.seconds, 4)}
+
+
+@dataclass
+class Estimate:
+    migration_s: float  # the migration transaction: pre-checks, baseline, 008, post-checks, comparison
+    backup_s: float
+    phases: dict[int, float]
+    basis: str
+    calibration: Calibration | None = None
+
+    @property
+    def total_s(self) -> float:
+        return self.migration_s + self.backup_s
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "migration_s": round(self.migration_s, 2),
+            "backup_s": round(self.backup_s, 2),
+            "total_s": round(self.total_s, 2),
+            "phases": {str(k): round(v, 3) for k, v in self.phases.items()},
+            "basis": self.basis,
+            "calibration": self.calibration.as_json() if self.calibration else None,
+        }
+
+
+@dataclass
+class RunRecord:
+    """What a finished run (dry or real) teaches the next estimate."""
+
+    database: str  # system identifier + database name
+    when: str
+    dry_run: bool
+    outcome: str
+    db_bytes: int
+    rewritten_bytes: int
+    steps: dict[str, float] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
+    migration_s: float = 0.0
+    backup_s: float = 0.0
+    checks: dict[str, Any] = field(default_factory=dict)  # which parts passed, for the "tested on staging" items
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "database": self.database,
+            "when": self.when,
+            "dry_run": self.dry_run,
+            "outcome": self.outcome,
+            "db_bytes": self.db_bytes,
+            "rewritten_bytes": self.rewritten_bytes,
+            "steps": self.steps,
+            "phases": self.phases,
+            "migration_s": self.migration_s,
+            "backup_s": self.backup_s,
+            "checks": self.checks,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        return cls(
+            str(data["database"]),
+            str(data["when"]),
+            bool(data["dry_run"]),
+            str(data["outcome"]),
+            int(data["db_bytes"]),
+            int(data["rewritten_bytes"]),
+            dict(data.get("steps") or {}),
+            dict(data.get("phases") or {}),
+            float(data.get("migration_s") or 0),
+            float(data.get("backup_s") or 0),
+            dict(data.get("checks") or {}),
+        )
+
+
+def history(data_dir: Path) -> list[RunRecord]:
+    path = data_dir / HISTORY
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return [RunRecord.from_json(r) for r in raw]
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError, KeyError, TypeError):
+        return []  # a damaged history only costs the estimate its best basis
+
+
+def remember(data_dir: Path, record: RunRecord) -> None:
+    records = [*history(data_dir), record][-_KEEP:]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / HISTORY
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps([r.as_json() for r in records], indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def last_rehearsal(records: list[RunRecord], database: str) -> RunRecord | None:
+    """The newest successful run of `database` (a dry run or a real one), else of any database."""
+    good = [r for r in records if r.outcome in ("rehearsed", "succeeded") and r.migration_s > 0]
+    same = [r for r in good if r.database == database]
+    candidates = same or good
+    return candidates[-1] if candidates else None
+
+
+def calibrate(conn: psycopg.Connection[Any], rows: int = SAMPLE_ROWS) -> Calibration:
+    """Time copying up to `rows` decision events into a temporary table (in a savepoint, rolled back)."""
+    with conn.transaction(force_rollback=True):
+        started = time.perf_counter()
+        conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE m008_calibration ON COMMIT DROP AS SELECT * FROM mandate.decision_events LIMIT {}"
+            ).format(sql.Literal(int(rows)))
+        )
+        seconds = time.perf_counter() - started
+        row = conn.execute(
+            "SELECT count(*), pg_relation_size('pg_temp.m008_calibration') FROM pg_temp.m008_calibration"
+        ).fetchone()
+        assert row is not None
+    return Calibration(int(row[0]), int(row[1]), seconds)
+
+
+def from_calibration(table_bytes: dict[str, int], db_bytes: int, calibration: Calibration) -> Estimate:
+    rate = max(calibration.bytes_per_s, 1e6)
+    phases = {
+        n: _PHASE_FIXED_S + _PHASE_FACTOR[n] * sum(table_bytes.get(t, 0) for t in tables) / rate
+        for n, tables in PHASE_TABLES.items()
+    }
+    events = sum(table_bytes.get(t, 0) for t in EVENT_TABLES)
+    migration = sum(phases.values()) + _AROUND_FACTOR * events / rate
+    basis = (
+        f"calibration: copied {calibration.sample_rows} decision events ({calibration.sample_bytes} bytes) "
+        f"in {calibration.seconds * 1000:.0f} ms ({rate / 1e6:.0f} MB/s); no rehearsal recorded"
+    )
+    return Estimate(migration, _DUMP_FACTOR * db_bytes / rate, phases, basis, calibration)
+
+
+def from_rehearsal(rewritten_bytes: int, db_bytes: int, record: RunRecord) -> Estimate:
+    scale = rewritten_bytes / record.rewritten_bytes if record.rewritten_bytes else 1.0
+    dump_scale = db_bytes / record.db_bytes if record.db_bytes else 1.0
+    phases = {int(k): v * scale for k, v in record.phases.items()}
+    kind = "dry run" if record.dry_run else "run"
+    basis = (
+        f"rehearsal: the {kind} of {record.when} on {record.database} took {record.migration_s:.1f} s for "
+        f"{record.rewritten_bytes} bytes, scaled ×{scale:.2f}"
+    )
+    backup = record.backup_s * dump_scale if record.backup_s else 0.0
+    return Estimate(record.migration_s * scale, backup, phases, basis)

@@ -1,0 +1,269 @@
+"""Smoke tests of T+80–100 against Mandate's HTTP API: the checklist's four requests, each with what it must show.
+
+- GET /api/health                   200, JSON `status` "ok" (and the database reachable);
+- GET /api/decisions                200, JSON `items` is a list;
+- GET /api/verdicts                 200, JSON `items` is a list;
+- GET /api/decisions?domain=<d>     200, a real domain of the database (finance when there is one), every item of
+                                    that domain, and at least one when the database holds decisions of it.
+
+Against `--api-url` (the operator's restarted service), after waiting (bounded) for it to answer healthy; without
+it, against Mandate's own API started in this process on a free loopback port against the migrated database.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import psycopg
+
+from mandate.errors import CheckFailed
+
+TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class SmokeTest:
+    key: str  # health | decisions | verdicts | domain
+    url: str
+    status_code: int | None
+    passed: bool
+    detail: str
+    elapsed_ms: float
+    excerpt: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "url": self.url,
+            "status_code": self.status_code,
+            "passed": self.passed,
+            "detail": self.detail,
+            "elapsed_ms": round(self.elapsed_ms, 1),
+            "excerpt": self.excerpt,
+        }
+
+
+@dataclass
+class SmokeRun:
+    target: str
+    in_process: bool
+    domain: str | None
+    tests: list[SmokeTest] = field(default_factory=list)
+    time_to_healthy_s: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return len(self.tests) == 4 and all(t.passed for t in self.tests)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for t in self.tests if not t.passed)
+
+    def get(self, key: str) -> SmokeTest | None:
+        return next((t for t in self.tests if t.key == key), None)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "in_process": self.in_process,
+            "domain": self.domain,
+            "tests": [t.as_json() for t in self.tests],
+            "time_to_healthy_s": self.time_to_healthy_s,
+            "passed": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the domain-scoped request filters on: a real (organization, domain) of the database."""
+
+    organization_id: str | None
+    domain: str | None
+    decisions: int  # decisions of that domain in the database
+
+
+def pick_target(conn: psycopg.Connection[Any]) -> Target:
+    """A real domain to filter on (finance when it has decisions, else the busiest), with its organization."""
+    row = conn.execute(
+        "SELECT organization_id::text, domain, count(*) FROM mandate.decision_events GROUP BY 1, 2 "
+        "ORDER BY (domain = 'finance') DESC, count(*) DESC, 1, 2 LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        return Target(str(row[0]), str(row[1]), int(row[2]))
+    row = conn.execute(
+        "SELECT organization_id::text, domain FROM mandate.domains ORDER BY (domain = 'finance') DESC, 1, 2 LIMIT 1"
+    ).fetchone()
+    return Target(str(row[0]), str(row[1]), 0) if row else Target(None, None, 0)
+
+
+def _get(client: httpx.Client, key: str, path: str) -> tuple[SmokeTest | None, Any, httpx.Response | None]:
+    """GET `path`; a failed SmokeTest when it does not answer 200 with JSON, else (None, body, response)."""
+    started = time.perf_counter()
+    url = str(client.base_url).rstrip("/") + path
+    try:
+        response = client.get(path)
+    except httpx.HTTPError as exc:
+        elapsed = (time.perf_counter() - started) * 1000
+        return SmokeTest(key, url, None, False, f"no answer: {exc}", elapsed, ""), None, None
+    elapsed = (time.perf_counter() - started) * 1000
+    excerpt = response.text[:300]
+    if response.status_code != 200:
+        return (
+            SmokeTest(key, url, response.status_code, False, f"HTTP {response.status_code}", elapsed, excerpt),
+            None,
+            response,
+        )
+    try:
+        body = response.json()
+    except ValueError:
+        return SmokeTest(key, url, 200, False, "the body is not JSON", elapsed, excerpt), None, response
+    return None, body, response
+
+
+def _organization_required(response: httpx.Response | None) -> bool:
+    if response is None or response.status_code != 422:
+        return False
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "organization_required" in str(body.get("error") or body.get("code") or body)
+
+
+def _list(
+    client: httpx.Client, key: str, path: str, target: Target
+) -> tuple[SmokeTest | None, Any, httpx.Response | None, str]:
+    """GET a list as the checklist writes it; when the API needs organization_id (several organizations exist),
+    again with the target's organization. Returns the outcome and a note saying so."""
+    failed, body, response = _get(client, key, path)
+    if failed is not None and _organization_required(response) and target.organization_id:
+        joiner = "&" if "?" in path else "?"
+        failed, body, response = _get(client, key, f"{path}{joiner}organization_id={target.organization_id}")
+        return failed, body, response, " (organization_id added: the API requires it when several organizations exist)"
+    return failed, body, response, ""
+
+
+def run(base_url: str, target: Target, *, in_process: bool = False) -> SmokeRun:
+    """The four requests; each SmokeTest says what it showed."""
+    result = SmokeRun(base_url, in_process, target.domain)
+    with httpx.Client(base_url=base_url, timeout=TIMEOUT_S) as client:
+        failed, body, response = _get(client, "health", "/api/health")
+        if failed is not None:
+            result.tests.append(failed)
+        else:
+            assert response is not None
+            ok = (
+                isinstance(body, dict)
+                and body.get("status") == "ok"
+                and body.get("database", "reachable") == "reachable"
+            )
+            detail = (
+                f"status {body.get('status')!r}, database {body.get('database')!r}, schema_version "
+                f"{body.get('schema_version')!r}"
+                if isinstance(body, dict)
+                else "not a JSON object"
+            )
+            result.tests.append(
+                SmokeTest("health", str(response.url), 200, ok, detail, _ms(response), response.text[:300])
+            )
+        for key, path in (("decisions", "/api/decisions"), ("verdicts", "/api/verdicts")):
+            failed, body, response, note = _list(client, key, path, target)
+            if failed is not None:
+                result.tests.append(failed)
+                continue
+            assert response is not None
+            items = body.get("items") if isinstance(body, dict) else None
+            ok = isinstance(items, list)
+            detail = (
+                f"{len(items)} item(s) on the first page" if isinstance(items, list) else "no `items` list"
+            ) + note
+            result.tests.append(SmokeTest(key, str(response.url), 200, ok, detail, _ms(response), response.text[:300]))
+        if target.domain is None:
+            result.tests.append(SmokeTest("domain", "", None, False, "the database has no domain to filter on", 0, ""))
+            return result
+        failed, body, response, note = _list(client, "domain", f"/api/decisions?domain={quote(target.domain)}", target)
+        if failed is not None:
+            result.tests.append(failed)
+            return result
+        assert response is not None
+        result.tests.append(_domain_test(target, body, response, note))
+    return result
+
+
+def _domain_test(target: Target, body: Any, response: httpx.Response, note: str) -> SmokeTest:
+    items = body.get("items") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        ok, detail = False, "no `items` list"
+    else:
+        others = sorted({str(i.get("domain")) if isinstance(i, dict) else "?" for i in items} - {target.domain or ""})
+        if others:
+            ok, detail = False, f"items of other domains returned: {', '.join(others[:5])}"
+        elif target.decisions and not items:
+            ok, detail = False, f"no item, but the database holds {target.decisions} decision(s) of {target.domain}"
+        else:
+            ok, detail = True, f"{len(items)} item(s), every one of domain {target.domain}"
+    return SmokeTest("domain", str(response.url), 200, ok, detail + note, _ms(response), response.text[:300])
+
+
+def _ms(response: httpx.Response) -> float:
+    return response.elapsed.total_seconds() * 1000
+
+
+def wait_healthy(base_url: str, timeout_s: float, interval_s: float = 0.5) -> float:
+    """Poll GET /api/health until it answers 200 with status ok; seconds it took. CheckFailed after `timeout_s`."""
+    started = time.perf_counter()
+    last = "no answer yet"
+    with httpx.Client(base_url=base_url, timeout=5.0) as client:
+        while True:
+            try:
+                response = client.get("/api/health")
+                if response.status_code == 200 and response.json().get("status") == "ok":
+                    return time.perf_counter() - started
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
+            except (httpx.HTTPError, ValueError, AttributeError) as exc:
+                last = str(exc) or type(exc).__name__
+            if time.perf_counter() - started >= timeout_s:
+                raise CheckFailed(f"{base_url}/api/health did not answer healthy within {timeout_s:g} s (last: {last})")
+            time.sleep(interval_s)
+
+
+@contextmanager
+def in_process(database_url: str, start_timeout_s: float = 30.0) -> Iterator[str]:
+    """Mandate's own API (mandate.web.app.create_app) on a free loopback port, for the duration of the block."""
+    try:
+        from mandate.web.app import create_app
+    except ImportError as exc:
+        raise CheckFailed(
+            f"Mandate's API is not available in this installation ({exc}); give --api-url of a running service"
+        ) from None
+    import uvicorn
+
+    app = create_app(database_url)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="mandate-smoke-api", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not server.started:
+            if not thread.is_alive():
+                raise CheckFailed("Mandate's API stopped while starting; see the log above")
+            if time.monotonic() > deadline:
+                raise CheckFailed(f"Mandate's API did not start within {start_timeout_s:g} s")
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
