@@ -1,0 +1,51 @@
+"""Facts about the machine a run measured: CPU, cores, memory, operating system, Python and library versions."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("mandate-control-plane", "fastapi", "uvicorn", "psycopg", "psycopg-pool", "orjson", "pydantic", "cedarpy")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def facts() -> dict[str, object]:
+    load1, load5, _ = os.getloadavg()
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": round(_memory_gib(), 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "load_average_at_start": f"{load1:.2f} / {load5:.2f} (1 / 5 min)",
+        "packages": {name: _version(name) for name in PACKAGES},
+    }

@@ -1,0 +1,126 @@
+"""A `mandate serve` process for a benchmark: started on a free loopback port, watched (RSS, CPU), stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextmanager
+def serve(
+    database_url: str, work: Path, *, startup_s: float = 60.0, variant: str | None = None, pythonpath: str = ""
+) -> Iterator[Served]:
+    """Run `python -m mandate serve` on 127.0.0.1 against `database_url` until the block ends (or, with `variant`,
+    the same server changed as bench/variants.py says)."""
+    port = free_port()
+    log = work / f"serve-{port}.log"
+    env = {**os.environ, "DATABASE_URL": database_url}
+    if pythonpath:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH", "")) if p)
+    if variant is None:
+        command = [sys.executable, "-m", "mandate", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    else:
+        root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), root) if p)
+        command = [sys.executable, "-m", "bench.variants", variant, "127.0.0.1", str(port)]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    served = Served(process, port, log)
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"mandate serve exited with {process.returncode}: {log.read_text()[-2000:]}")
+            try:
+                if httpx.get(served.base_url + "/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mandate serve did not become healthy in {startup_s:.0f} s")
+            time.sleep(0.2)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@dataclass
+class Watch:
+    """Samples a process's RSS (MB) and CPU (% of one core) every `interval` seconds in a background thread."""
+
+    pid: int
+    interval: float = 0.5
+    samples: list[tuple[float, float, float]] = field(default_factory=list)  # (t, rss_mb, cpu_percent)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _t0: float = 0.0
+
+    def __enter__(self) -> Watch:
+        self._t0 = time.monotonic()
+        proc = psutil.Process(self.pid)
+        proc.cpu_percent(None)
+        self.samples.append((0.0, proc.memory_info().rss / 1e6, 0.0))
+
+        def loop() -> None:
+            while not self._stop.wait(self.interval):
+                try:
+                    rss = proc.memory_info().rss / 1e6
+                    cpu = proc.cpu_percent(None)
+                except psutil.Error:
+                    return
+                self.samples.append((time.monotonic() - self._t0, rss, cpu))
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def between(self, start: float, end: float) -> list[tuple[float, float, float]]:
+        return [s for s in self.samples if start <= s[0] <= end]
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0

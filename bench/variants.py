@@ -1,0 +1,165 @@
+"""Experiments on the server, measured against the server as shipped in the same run (`python -m bench variants`):
+each variant is `mandate serve` with one change made from outside, so that a proposal for src/ comes with its
+measured gain before anyone edits src/ (or, once made, its gain is still shown side by side).
+
+- `swap-middleware`: the access-log/body-limit middleware of `web/app.py` in the other style — as a pure ASGI
+  class when the shipped app uses `@app.middleware("http")` (Starlette's BaseHTTPMiddleware, which runs every
+  request in an extra task and re-streams the response), or back as `@app.middleware("http")` when the shipped app
+  has the pure ASGI class. The results record which.
+- `uvloop+httptools`: uvicorn's C event loop and HTTP parser (`uvicorn[standard]`), which uvicorn picks by itself
+  when they are installed (installed for the run into a separate directory, not into the project).
+- `2-workers`: the app as shipped in two uvicorn worker processes (one per core), each with its own pool and cache.
+
+Run as `python -m bench.variants VARIANT HOST PORT` with DATABASE_URL set; bench/ingest.py starts it.
+"""
+
+import os
+import sys
+import time
+from typing import Any
+
+VARIANTS = ("baseline", "swap-middleware", "uvloop+httptools", "2-workers")
+
+Scope = dict[str, Any]
+
+
+class LimitAndLog:
+    """What `limit_and_log` in web/app.py does, as plain ASGI: refuse bodies over the limit, log method, path,
+    status and duration."""
+
+    def __init__(self, app: Any, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        import logging
+
+        self.log = logging.getLogger("mandate.access")
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            from mandate.web.errors import JSONResponse, error_body
+
+            response = JSONResponse(
+                error_body("too_large", f"request body exceeds {self.max_body_bytes} bytes; nothing was stored"),
+                status_code=413,
+                headers={"connection": "close"},  # the unread body is still on the wire
+            )
+            await response(scope, receive, send)
+            status[0] = 413
+        else:
+
+            async def send_status(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                await send(message)
+
+            await self.app(scope, receive, send_status)
+        self.log.info(
+            "request",
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status[0],
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+
+
+def shipped_middleware() -> str:
+    """Which access-log middleware `create_app` installs: "pure ASGI" or "@app.middleware('http')"."""
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    from mandate.web.app import create_app
+
+    app = create_app("postgresql://unused@localhost/unused")
+    uses_base = any(m.cls is BaseHTTPMiddleware for m in app.user_middleware)
+    return "@app.middleware('http')" if uses_base else "pure ASGI"
+
+
+def build(variant: str, database_url: str) -> Any:
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    from mandate.web.app import DEFAULT_MAX_BODY, create_app
+
+    app = create_app(database_url)
+    if variant == "swap-middleware":
+        if any(m.cls is BaseHTTPMiddleware for m in app.user_middleware):
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not BaseHTTPMiddleware]
+            app.add_middleware(LimitAndLog, max_body_bytes=DEFAULT_MAX_BODY)
+        else:
+            app.user_middleware = [m for m in app.user_middleware if getattr(m.cls, "__name__", "") != "LimitAndLog"]
+            _add_http_middleware(app, DEFAULT_MAX_BODY)
+    return app
+
+
+def _add_http_middleware(app: Any, max_body_bytes: int) -> None:
+    """The access-log middleware as web/app.py had it before: `@app.middleware("http")`."""
+    import logging
+
+    from mandate.web.errors import JSONResponse, error_body
+
+    log = logging.getLogger("mandate.access")
+
+    @app.middleware("http")
+    async def limit_and_log(request: Any, call_next: Any) -> Any:
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
+            response = JSONResponse(
+                error_body("too_large", f"request body exceeds {max_body_bytes} bytes; nothing was stored"),
+                status_code=413,
+                headers={"connection": "close"},
+            )
+        else:
+            response = await call_next(request)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
+        return response
+
+
+def factory() -> Any:
+    """The app for uvicorn's worker processes (`2-workers`): they import it by name."""
+    return build("baseline", os.environ["DATABASE_URL"])
+
+
+def main() -> None:
+    variant, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if variant not in VARIANTS:
+        raise SystemExit(f"unknown variant {variant}; one of {', '.join(VARIANTS)}")
+    import uvicorn
+
+    from mandate.web import logs
+    from mandate.web.serve import check_schema
+
+    url = os.environ["DATABASE_URL"]
+    check_schema(url)
+    fast = "uvloop" in variant
+    workers = 2 if variant == "2-workers" else None
+    uvicorn.run(
+        "bench.variants:factory" if workers else build(variant, url),
+        factory=bool(workers),
+        workers=workers,
+        host=host,
+        port=port,
+        log_config=logs.configure("INFO"),
+        timeout_graceful_shutdown=10,
+        access_log=False,
+        loop="uvloop" if fast else "asyncio",
+        http="httptools" if fast else "h11",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results.
+
+Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
+the current code, store what they load, and produce the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_quick_and_writes_its_results(tmp_path: Path) -> None:
+    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "all", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert {"evaluator", "ingest", "memory", "migration", "reads"} <= set(results)
+    assert all(level["http"]["verification"]["ok"] for level in results["ingest"]["levels"])
+    assert all(
+        s["verdicts_agree"] == s["verdicts_compared"] for s in results["evaluator"]["sizes"] if "verdicts_agree" in s
+    )
+    assert (out / "benchmarks.md").read_text().startswith("# Benchmarks")
