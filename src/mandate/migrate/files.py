@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from mandate.errors import MigrationError
@@ -92,5 +92,14 @@ def load(directory: Path | None = None) -> list[MigrationFile]:
 
 
 def head_version(directory: Path | None = None) -> int:
+    """The highest migration version in `directory` (default: the shipped migrations, read once per process)."""
+    if directory is None:
+        return _shipped_head()
     files = load(directory)
+    return files[-1].version if files else 0
+
+
+@cache
+def _shipped_head() -> int:
+    files = load()
     return files[-1].version if files else 0
