@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -280,45 +280,12 @@ async def post_outcome(request: Request, decision_id: UUID, body: OutcomeBody) -
 # -- reads -------------------------------------------------------------------------------------------------------
 
 
-async def _list_filter(
-    request: Request,
-    organization_id: UUID | None,
-    domain: str | None,
-    domain_name: str | None,
-    verdict: VerdictName | None,
-    intent: str | None,
-    stage: Stage | None,
-    agent: str | None,
-    service_: str | None,
-    actor: str | None,
-    target: str | None,
-    since: datetime | None,
-    until: datetime | None,
-) -> q.DecisionFilter:
-    _known(request, LIST_PARAMS)
-    s = state(request)
-    return q.DecisionFilter(
-        organization_id=_organization(s, organization_id),
-        domain=_domain(domain, domain_name),
-        verdict=verdict,
-        intent=intent,
-        stage=stage,
-        agent=agent,
-        service=service_,
-        actor=actor,
-        target=target,
-        since=_aware("since", since),
-        until=_aware("until", until),
-    )
-
-
 Text = Annotated[str | None, Query(max_length=2048)]
 Limit = Annotated[int, Query(ge=1, le=500, description="rows per page (1–500)")]
+CursorParam = Annotated[str | None, Query(max_length=512, description="next_cursor of the previous page")]
 
 
-@router.get("/api/decisions", tags=["decisions"])
-@router.get("/api/v1/decisions", include_in_schema=False)
-async def list_decisions(
+async def list_filter(
     request: Request,
     organization_id: UUID | None = None,
     domain: Text = None,
@@ -332,25 +299,33 @@ async def list_decisions(
     target: Text = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    limit: Limit = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> q.DecisionFilter:
+    """The filters shared by the decision and verdict lists (a FastAPI dependency)."""
+    _known(request, LIST_PARAMS)
+    return q.DecisionFilter(
+        organization_id=_organization(state(request), organization_id),
+        domain=_domain(domain, domain_name),
+        verdict=verdict,
+        intent=intent,
+        stage=stage,
+        agent=agent,
+        service=service,
+        actor=actor,
+        target=target,
+        since=_aware("since", since),
+        until=_aware("until", until),
+    )
+
+
+ListFilter = Annotated[q.DecisionFilter, Depends(list_filter)]
+
+
+@router.get("/api/decisions", tags=["decisions"])
+@router.get("/api/v1/decisions", include_in_schema=False)
+async def list_decisions(
+    request: Request, f: ListFilter, limit: Limit = 50, cursor: CursorParam = None
 ) -> JSONResponse:
     """Decisions, newest first, each with its verdict summary. Filters combine with AND."""
-    f = await _list_filter(
-        request,
-        organization_id,
-        domain,
-        domain_name,
-        verdict,
-        intent,
-        stage,
-        agent,
-        service,
-        actor,
-        target,
-        since,
-        until,
-    )
     after = q.Cursor.decode(cursor) if cursor else None
     async with state(request).pool.connection() as conn:
         page = await q.list_decisions(conn, f, limit=limit, cursor=after)
@@ -359,39 +334,8 @@ async def list_decisions(
 
 @router.get("/api/verdicts", tags=["verdicts"])
 @router.get("/api/v1/verdicts", include_in_schema=False)
-async def list_verdicts(
-    request: Request,
-    organization_id: UUID | None = None,
-    domain: Text = None,
-    domain_name: Text = None,
-    verdict: VerdictName | None = None,
-    intent: Text = None,
-    stage: Stage | None = None,
-    agent: Text = None,
-    service: Text = None,
-    actor: Text = None,
-    target: Text = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Limit = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
-) -> JSONResponse:
+async def list_verdicts(request: Request, f: ListFilter, limit: Limit = 50, cursor: CursorParam = None) -> JSONResponse:
     """Verdicts, newest first, with the decision they answer. Same filters as decisions."""
-    f = await _list_filter(
-        request,
-        organization_id,
-        domain,
-        domain_name,
-        verdict,
-        intent,
-        stage,
-        agent,
-        service,
-        actor,
-        target,
-        since,
-        until,
-    )
     after = q.Cursor.decode(cursor) if cursor else None
     async with state(request).pool.connection() as conn:
         page = await q.list_verdicts(conn, f, limit=limit, cursor=after)
