@@ -370,16 +370,20 @@ def summarize_profile(raw: Path, top: int = 20) -> dict[str, Any]:
 
 def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]:
     """The server variants of bench/variants.py against the unchanged server, rounds interleaved (A B C D A B C D)."""
-    from bench.variants import VARIANTS
+    from bench.variants import chosen as variant_names
 
     extra = work / "uvloop-httptools"
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(extra), "uvloop", "httptools"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    chosen = [v for v in VARIANTS if pip.returncode == 0 or "uvloop" not in v]
+    names = variant_names()
+    pip_ok = True
+    if "uvloop+httptools" in names:
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(extra), "uvloop", "httptools"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        pip_ok = pip.returncode == 0
+    chosen = [v for v in names if pip_ok or v != "uvloop+httptools"]
     seconds = 1.0 if quick else 8.0
     rounds = 1 if quick else 4
     database, url = prepare_database(server)
@@ -420,15 +424,16 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
             f" c=32 {row['32']['throughput']:>6.0f}/s (× {row['32']['vs_baseline']:.2f}) p99 {row['32']['p99_ms']:.1f} ms",
             flush=True,
         )
-    from bench.variants import shipped_middleware
+    from bench.variants import has_fast_loop, shipped_middleware
 
     shipped = shipped_middleware()
     swapped = "@app.middleware('http')" if shipped == "pure ASGI" else "pure ASGI"
     return {
         "seconds": seconds,
         "rounds": rounds,
-        "pip": pip.returncode == 0,
+        "pip": pip_ok,
         "shipped_middleware": shipped,
         "swap_middleware": f"{shipped} → {swapped}",
+        "shipped_loop": "uvloop + httptools" if has_fast_loop() else "asyncio + h11",
         "variants": table,
     }

@@ -6,8 +6,9 @@ measured gain before anyone edits src/ (or, once made, its gain is still shown s
   class when the shipped app uses `@app.middleware("http")` (Starlette's BaseHTTPMiddleware, which runs every
   request in an extra task and re-streams the response), or back as `@app.middleware("http")` when the shipped app
   has the pure ASGI class. The results record which.
-- `uvloop+httptools`: uvicorn's C event loop and HTTP parser (`uvicorn[standard]`), which uvicorn picks by itself
-  when they are installed (installed for the run into a separate directory, not into the project).
+- `uvloop+httptools` / `asyncio+h11`: uvicorn's event loop and HTTP parser the other way round from the shipped
+  install — the C ones (`uvicorn[standard]`, installed for the run into a separate directory) when they are not
+  installed, the pure-Python ones when they are (`mandate serve` lets uvicorn pick: "auto").
 - `2-workers`: the app as shipped in two uvicorn worker processes (one per core), each with its own pool and cache.
 
 Run as `python -m bench.variants VARIANT HOST PORT` with DATABASE_URL set; bench/ingest.py starts it.
@@ -18,7 +19,21 @@ import sys
 import time
 from typing import Any
 
-VARIANTS = ("baseline", "swap-middleware", "uvloop+httptools", "2-workers")
+VARIANTS = ("baseline", "swap-middleware", "uvloop+httptools", "asyncio+h11", "2-workers")
+
+
+def has_fast_loop() -> bool:
+    """Whether uvloop and httptools are installed, so that `mandate serve` (uvicorn's "auto") runs on them."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("uvloop", "httptools"))
+
+
+def chosen() -> list[str]:
+    """The variants that make sense for this install: the loop/parser swap goes the other way from what is shipped."""
+    swap = "asyncio+h11" if has_fast_loop() else "uvloop+httptools"
+    return [v for v in VARIANTS if v not in ("uvloop+httptools", "asyncio+h11") or v == swap]
+
 
 Scope = dict[str, Any]
 
@@ -145,7 +160,9 @@ def main() -> None:
 
     url = os.environ["DATABASE_URL"]
     check_schema(url)
-    fast = "uvloop" in variant
+    loop, http = ("uvloop", "httptools") if variant == "uvloop+httptools" else ("auto", "auto")
+    if variant == "asyncio+h11":
+        loop, http = "asyncio", "h11"
     workers = 2 if variant == "2-workers" else None
     uvicorn.run(
         "bench.variants:factory" if workers else build(variant, url),
@@ -156,8 +173,8 @@ def main() -> None:
         log_config=logs.configure("INFO"),
         timeout_graceful_shutdown=10,
         access_log=False,
-        loop="uvloop" if fast else "asyncio",
-        http="httptools" if fast else "h11",
+        loop=loop,  # type: ignore[arg-type]  # one of uvicorn's literal names
+        http=http,  # type: ignore[arg-type]  # one of uvicorn's literal names
     )
 
 
