@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument(
         "benchmark",
-        help=f"one of {', '.join([*NAMES, 'variants', 'all', 'report'])}, or several joined by commas (migration,reads)",
+        help=f"one of {', '.join([*NAMES, 'variants', 'profile', 'all', 'report'])}, or several joined by commas",
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes and durations (CI smoke test)")
     parser.add_argument("--out", type=Path, help="where results (and, with --quick, the report) go")
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     chosen = args.benchmark.split(",")
-    unknown = [c for c in chosen if c not in (*NAMES, "variants", "all", "report")]
+    unknown = [c for c in chosen if c not in (*NAMES, "variants", "profile", "all", "report")]
     if unknown or (len(chosen) > 1 and ({"all", "report"} & set(chosen))):
         parser.error(f"unknown or unmixable benchmark(s): {args.benchmark}")
     out: Path = args.out or (Path(tempfile.gettempdir()) / "mandate-bench-quick" if args.quick else RESULTS)
@@ -115,6 +115,10 @@ def _run(
             print("== ingest", flush=True)
             results["ingest"] = ingest.run(server, args.quick, work, profile=args.profile)
             commands["ingest"] = command
+        if "profile" in names and "ingest" not in names:
+            print("== ingest: profile", flush=True)
+            results.setdefault("ingest", {})["profile"] = ingest.profile_only(server, args.quick, work)
+            commands["ingest profile"] = command
         if ("ingest" in names and args.variants) or "variants" in names:
             print("== ingest: server variants", flush=True)
             results["ingest_variants"] = ingest.variants(server, args.quick, work)

@@ -343,7 +343,20 @@ def profile_server(served: Served, bodies_file: Path, work: Path, seconds: float
     return summarize_profile(raw)
 
 
-def summarize_profile(raw: Path, top: int = 20) -> dict[str, Any]:
+def profile_only(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]:
+    """Just the py-spy profile of `profile_server`, on a fresh database with the demo governance."""
+    database, url = prepare_database(server)
+    try:
+        bodies_file = work / "profile-bodies.jsonl"
+        bodies_file.write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in demo_bodies()))
+        with serve(url, work) as served:
+            wrk(served, 8, 1 if quick else 5, _tag(), bodies_file)
+            return profile_server(served, bodies_file, work, 5 if quick else 20)
+    finally:
+        server.drop(database)
+
+
+def summarize_profile(raw: Path, top: int = 40) -> dict[str, Any]:
     """Own and inclusive time per function (file and name, lines merged), as % of the server's samples; frames on
     (nearly) every stack — the CLI, uvicorn's and asyncio's run loop — are left out of the inclusive list."""
     own: dict[str, int] = {}
