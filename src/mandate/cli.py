@@ -35,11 +35,20 @@ def db_url() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 3000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            envvar="MANDATE_WORKERS",
+            help="Server processes sharing the port, each with its own connection pool (one per core is a good start).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the API (and UI) server. Refuses a database whose schema is older than this code needs."""
     from mandate.web.serve import serve as run
 
-    run(database_url(settings()), host, port)
+    run(database_url(settings()), host, port, workers=workers)
 
 
 @app.command("replay")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -281,6 +282,36 @@ def test_bad_decision_bodies_are_refused_naming_the_field(api: LiveServer, case:
     assert _counts(api.database_url)[:3] == before[:3]
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_in_context_are_refused(api: LiveServer, number: str) -> None:
+    body = flat(*CRITICAL_DROP)
+    body["context"]["nested"] = {"values": [1, "__number__"]}
+    raw = json.dumps(body).replace('"__number__"', number)
+    before = _counts(api.database_url)
+    r = api.client.post("/api/decisions", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "context" in {p["field"] for p in r.json()["error"]["problems"]}
+    assert _counts(api.database_url) == before
+
+
+def test_integers_beyond_64_bits_are_refused_and_64_bit_ones_stored_exactly(api: LiveServer) -> None:
+    body = flat(*CRITICAL_DROP)
+    body["context"]["huge"] = 2**70
+    before = _counts(api.database_url)
+    r = api.client.post("/api/decisions", json=body)
+    assert r.status_code == 422, r.text
+    assert "context" in {p["field"] for p in r.json()["error"]["problems"]}
+    assert _counts(api.database_url) == before
+    body["context"]["huge"] = 2**63 - 1
+    r = api.client.post("/api/decisions", json=body)
+    assert r.status_code == 201, r.text
+    with psycopg.connect(api.database_url) as conn:
+        stored = conn.execute(
+            "SELECT context->>'huge' FROM mandate.decision_events WHERE decision_id = %s", [r.json()["decision_id"]]
+        ).fetchone()
+    assert stored == (str(2**63 - 1),)
+
+
 def test_an_oversized_body_is_refused_before_it_is_read(api: LiveServer) -> None:
     body = flat(*CRITICAL_DROP)
     body["context"]["padding"] = "x" * 300_000
@@ -368,6 +399,20 @@ def test_an_outcome_for_an_unknown_decision_is_404_and_writes_nothing(api: LiveS
     assert _counts(api.database_url) == before
     bad = api.client.post(f"/api/decisions/{uuid.uuid4()}/outcome", json={"outcome": 7, "extra": 1})
     assert bad.status_code == 422
+
+
+def test_an_outcome_with_a_non_finite_number_is_refused(api: LiveServer) -> None:
+    decision = api.client.post("/api/decisions", json=flat(*CRITICAL_DROP))
+    assert decision.status_code == 201
+    before = _counts(api.database_url)
+    r = api.client.post(
+        f"/api/decisions/{decision.json()['decision_id']}/outcome",
+        content='{"outcome": "done", "details": {"rows": NaN}}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert "details" in {p["field"] for p in r.json()["error"]["problems"]}
+    assert _counts(api.database_url) == before
 
 
 # -- reads -------------------------------------------------------------------------------------------------------

@@ -81,6 +81,47 @@ def test_serve_logs_json_without_bodies_and_shuts_down_gracefully(db_url: str) -
     assert any(entry["message"] == "Shutting down" for entry in lines)
 
 
+def test_serve_with_two_workers_answers_from_both_and_stops_them_on_sigterm(db_url: str) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mandate", "serve", "--port", str(port), "--workers", "2"],
+        env={**os.environ, "DATABASE_URL": db_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        assert _wait(healthy, 30), "the server did not become healthy"
+        for _ in range(20):  # new connections each time: the kernel spreads them over the workers
+            assert httpx.get(f"{url}/api/health", timeout=5).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    _, stderr = proc.communicate()
+    messages = [json.loads(line)["message"] for line in stderr.splitlines() if line.startswith("{")]
+    started = {m for m in messages if m.startswith("Started server process")}
+    finished = {m for m in messages if m.startswith("Finished server process")}
+    assert len(started) == 2, messages
+    assert {m.replace("Started", "Finished") for m in started} == finished, "a worker did not shut down gracefully"
+
+
+def test_serve_refuses_a_worker_count_below_one(db_url: str) -> None:
+    result = run_cli("serve", "--port", str(_free_port()), "--workers", "0", env={"DATABASE_URL": db_url}, timeout=60)
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
+
+
 def test_the_api_answers_503_while_a_migration_holds_the_lock(db_url: str) -> None:
     server, thread, url = start_server(db_url)
     try:

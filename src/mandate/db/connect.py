@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 import psycopg
+from psycopg.abc import AdaptContext
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
 
 from mandate.errors import DatabaseUnavailable
 
@@ -28,3 +32,17 @@ def connect_dict(url: str, *, application: str = "mandate") -> psycopg.Connectio
 
 def server_major(conn: psycopg.Connection[Any]) -> int:
     return conn.info.server_version // 10000
+
+
+def json_dumps(obj: Any) -> bytes:
+    """JSON for json/jsonb parameters: orjson (several times faster than the standard library, the same JSON for
+    the values Mandate stores); the standard library for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(obj).encode()
+
+
+def use_fast_json(context: AdaptContext) -> None:
+    """Serialise json/jsonb parameters of `context` (a connection) with `json_dumps`."""
+    set_json_dumps(json_dumps, context)

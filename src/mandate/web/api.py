@@ -7,6 +7,7 @@ When exactly one organization exists it is the default; otherwise `organization_
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,7 +15,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 import mandate
 from mandate import service
@@ -153,6 +154,26 @@ class ScopeBody(BaseModel):
     tenant: str | None = Field(None, max_length=200)
 
 
+def _finite(value: Any) -> Any:
+    """Refuse NaN and ±Infinity anywhere in a JSON document (JSON has no such numbers and PostgreSQL refuses them),
+    and integers beyond 64 bits (most JSON readers cannot hold them exactly)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
+        if isinstance(item, int) and not -(2**63) <= item < 2**63:
+            raise ValueError("integers must fit in 64 bits (between -2^63 and 2^63-1); send larger ones as strings")
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return value
+
+
+FiniteDocument = Annotated[dict[str, Any], AfterValidator(_finite)]
+
+
 class DecisionBody(BaseModel):
     """A decision event, in the original project's flat shape (`domain_name`) or with `domain`."""
 
@@ -165,7 +186,7 @@ class DecisionBody(BaseModel):
     stage: str | None = Field(None, max_length=64)
     actor: str = Field(..., min_length=1, max_length=512)
     target: str = Field(..., min_length=1, max_length=2048)
-    context: dict[str, Any] = Field(default_factory=dict)
+    context: FiniteDocument = Field(default_factory=dict)
     scope: ScopeBody = Field(default_factory=lambda: ScopeBody())
     timestamp: datetime | None = None
     unstructured_context: str | None = Field(None, max_length=MAX_UNSTRUCTURED)
@@ -176,7 +197,7 @@ class OutcomeBody(BaseModel):
     stage: Stage | None = None
     outcome: str = Field("reported", min_length=1, max_length=200)
     success: bool | None = None
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: FiniteDocument = Field(default_factory=dict)
 
 
 def to_request(body: DecisionBody, received_at: datetime) -> DecisionRequest:

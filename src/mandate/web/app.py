@@ -19,6 +19,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mandate
+from mandate.db.connect import use_fast_json
 from mandate.web import api, errors, ui
 from mandate.web.errors import JSONResponse, error_body
 from mandate.web.state import ServerState
@@ -34,6 +35,7 @@ def create_app(database_url: str, *, pool_size: int = 10, max_body_bytes: int = 
         max_size=pool_size,
         open=False,
         kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "mandate serve"},
+        configure=_configure,
     )
     server = ServerState(database_url, pool)
 
@@ -60,6 +62,10 @@ def create_app(database_url: str, *, pool_size: int = 10, max_body_bytes: int = 
 
     app.add_middleware(LimitAndLog, max_body_bytes=max_body_bytes)
     return app
+
+
+async def _configure(conn: Any) -> None:
+    use_fast_json(conn)
 
 
 class LimitAndLog:

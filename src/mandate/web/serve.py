@@ -1,8 +1,16 @@
-"""`mandate serve`: check the schema, then run the app with uvicorn (graceful shutdown on SIGINT/SIGTERM)."""
+"""`mandate serve`: check the schema, then run the app with uvicorn (graceful shutdown on SIGINT/SIGTERM).
+
+With `workers` > 1, uvicorn runs that many server processes on the one listening socket; each builds its own app
+(pool, governance cache, LISTEN connection) from `from_environment`, which reads the database URL this function puts
+in the environment.
+"""
 
 from __future__ import annotations
 
+import os
+
 import uvicorn
+from fastapi import FastAPI
 
 from mandate.db.connect import connect
 from mandate.errors import SchemaTooOld
@@ -25,13 +33,27 @@ def check_schema(database_url: str) -> int:
     return st.current_version
 
 
-def serve(database_url: str, host: str, port: int, *, log_level: str = "info") -> None:
+def serve(database_url: str, host: str, port: int, *, workers: int = 1, log_level: str = "info") -> None:
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1 (got {workers})")
     check_schema(database_url)
-    uvicorn.run(
-        create_app(database_url),
-        host=host,
-        port=port,
-        log_config=logs.configure(log_level.upper()),
-        timeout_graceful_shutdown=10,
-        access_log=False,
-    )
+    common: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "log_config": logs.configure(log_level.upper()),
+        "timeout_graceful_shutdown": 10,
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(database_url), **common)  # type: ignore[arg-type]
+        return
+    os.environ[URL_VARIABLE] = database_url  # inherited by the worker processes, read by from_environment
+    uvicorn.run(f"{__name__}:from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+
+
+URL_VARIABLE = "MANDATE_SERVE_DATABASE_URL"
+
+
+def from_environment() -> FastAPI:
+    """The app of one worker process (uvicorn's factory)."""
+    return create_app(os.environ[URL_VARIABLE])
