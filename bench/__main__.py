@@ -51,6 +51,21 @@ def _load(path: Path) -> dict[str, Any]:
     return {}
 
 
+def _merge(recorded: dict[str, Any], fresh: dict[str, Any]) -> dict[str, Any]:
+    """`recorded` with the sections of this run replacing its own; migration sizes merge by decision count."""
+    merged = {**recorded, **fresh}
+    merged["commands"] = {**recorded.get("commands", {}), **fresh.get("commands", {})}
+    if set(fresh.get("ingest", {})) == {"profile"}:  # `profile` alone refreshes only the profile of ingest
+        merged["ingest"] = {**recorded.get("ingest", {}), **fresh["ingest"]}
+    old, new = recorded.get("migration"), fresh.get("migration")
+    if old and new and not old.get("quick") and not new.get("quick"):
+        by_size = {m["decisions"]: m for m in old.get("sizes", [])} | {m["decisions"]: m for m in new["sizes"]}
+        merged["migration"] = {**new, "sizes": [by_size[n] for n in sorted(by_size)]}
+        sizes = ",".join(str(n) for n in sorted(by_size))
+        merged["commands"]["migration"] = f"python -m bench migration --sizes {sizes}"
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -71,8 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import machine
 
-    results = _load(results_path) if not args.quick else {}
-    results["machine"] = machine.facts()
+    results: dict[str, Any] = {"machine": machine.facts()}
     results["quick"] = args.quick
     names = NAMES if args.benchmark == "all" else tuple(chosen)
     if args.benchmark == "all" and not args.quick:  # the full record includes the profile and the experiments
@@ -88,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["duration_s"] = round(time.perf_counter() - started, 1)
+    # Read the record again only now, so that runs of other benchmarks that finished meanwhile are kept.
+    results = _merge(_load(results_path) if not args.quick else {}, results)
     results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
     from bench import report
 

@@ -32,7 +32,7 @@ import psycopg
 from psycopg import sql
 
 from bench import postgres
-from bench.served import Served, Watch, serve
+from bench.served import WORKERS, Served, Watch, cpu_seconds, own_children_cpu_seconds, serve
 from bench.stats import summary
 
 CONCURRENCY = (1, 8, 32, 64)
@@ -264,6 +264,36 @@ def verify(url: str, tag: str, acked: int, connections: int) -> dict[str, Any]:
     }
 
 
+class CpuMeter:
+    """CPU milliseconds per decision of the server (all its processes), PostgreSQL (all its processes) and the load
+    generator, over one measured run: on 2 shared cores, their sum bounds the throughput (2,000 ms / sum)."""
+
+    def __init__(self, server_pid: int | None, postmaster_pid: int | None) -> None:
+        self.pids = {"server": server_pid, "postgres": postmaster_pid}
+
+    def _read(self) -> dict[str, float | None]:
+        return {**{k: cpu_seconds(pid) for k, pid in self.pids.items()}, "load": own_children_cpu_seconds()}
+
+    def start(self) -> None:
+        self.started = self._read()
+
+    def per_decision_ms(self, decisions: int) -> dict[str, float | None]:
+        ended = self._read()
+        out: dict[str, float | None] = {}
+        for k, v in ended.items():
+            if k == "server" and self.pids["server"] is None:
+                continue
+            before = self.started[k]
+            out[k] = (
+                round(1000 * (v - before) / decisions, 3)
+                if v is not None and before is not None and decisions
+                else None
+            )
+        known = [v for v in out.values() if v is not None]
+        out["total"] = round(sum(known), 3) if len(known) == len(out) else None
+        return out
+
+
 def _tag() -> str:
     return secrets.token_hex(4)
 
@@ -271,24 +301,31 @@ def _tag() -> str:
 def run(server: postgres.Server, quick: bool, work: Path, profile: bool = False) -> dict[str, Any]:
     seconds = 1.0 if quick else 20.0
     levels = (1, 32) if quick else CONCURRENCY
-    results: dict[str, Any] = {"quick": quick, "seconds_per_level": seconds, "levels": []}
+    results: dict[str, Any] = {"quick": quick, "seconds_per_level": seconds, "workers": WORKERS, "levels": []}
     database, url = prepare_database(server)
     try:
         bodies_file = work / "bodies.jsonl"
         bodies_file.write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in demo_bodies()))
         scripts, defines, batch = pgbench_scripts(url, work, "bbbbbbbb")
+        postmaster = server.postmaster_pid()
         with serve(url, work) as served, Watch(served.pid) as watch:
             results["server_pid_rss_mb_at_start"] = round(watch.samples[-1][1], 1) if watch.samples else None
             wrk(served, 8, 1 if quick else 5, _tag(), bodies_file)  # warm-up: imports, pool, caches, statements
             for c in levels:
                 tag = _tag()
                 t0 = watch.now()
+                meter = CpuMeter(served.pid, postmaster)
+                meter.start()
                 w = wrk(served, c, seconds, tag, bodies_file)
+                w["cpu_ms_per_decision"] = meter.per_decision_ms(w["acked"])
                 usage = watch.between(t0, watch.now())
                 w["server_cpu_percent"] = round(sum(s[2] for s in usage) / len(usage), 1) if usage else None
                 w["server_rss_mb_max"] = round(max(s[1] for s in usage), 1) if usage else None
                 w["verification"] = verify(url, tag, w["acked"], c)
+                meter = CpuMeter(None, postmaster)
+                meter.start()
                 p = pgbench(server, database, scripts, defines, c, seconds, work)
+                p["cpu_ms_per_decision"] = meter.per_decision_ms(p["transactions"])
                 level = {
                     "concurrency": c,
                     "http": w,
@@ -300,7 +337,8 @@ def run(server: postgres.Server, quick: bool, work: Path, profile: bool = False)
                 print(
                     f"  c={c:>2}: HTTP {w['throughput']:>7.1f}/s p50 {lat['p50']:.2f} ms p99 {lat['p99']:.2f} ms"
                     f" ({w['verification']['stored']} stored, ok={w['verification']['ok']}),"
-                    f" pgbench {p['throughput']:>7.1f}/s → ratio {level['ratio']:.2f}",
+                    f" pgbench {p['throughput']:>7.1f}/s → ratio {level['ratio']:.2f};"
+                    f" CPU ms/decision HTTP {w['cpu_ms_per_decision']}, pgbench {p['cpu_ms_per_decision']}",
                     flush=True,
                 )
             if profile:
@@ -328,13 +366,13 @@ def run(server: postgres.Server, quick: bool, work: Path, profile: bool = False)
 
 def profile_server(served: Served, bodies_file: Path, work: Path, seconds: float) -> dict[str, Any]:
     """py-spy samples the server while wrk loads it at concurrency 32; returns the top functions (own and total)."""
-    exe = shutil.which("py-spy")
+    exe = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))  # venv not on PATH
     if exe is None:
         return {"skipped": "py-spy is not installed (pip install py-spy)"}
     raw = work / "ingest-profile.txt"
     spy = subprocess.Popen(
-        [exe, "record", "--pid", str(served.pid), "--format", "raw", "--rate", "100", "--output", str(raw),
-         "--duration", str(int(seconds))],
+        [exe, "record", "--pid", str(served.pid), "--subprocesses", "--format", "raw", "--rate", "100",
+         "--output", str(raw), "--duration", str(int(seconds))],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(0.5)

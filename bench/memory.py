@@ -1,4 +1,5 @@
-"""Memory: the server's RSS under the ingestion load (wrk, concurrency 32) for 10 minutes, sampled every second.
+"""Memory: the server's RSS under the ingestion load (wrk, concurrency 32) for 10 minutes, sampled every second —
+the supervisor and its worker processes together, and the largest single process.
 
 Flat means: after the warm-up, a least-squares line through the samples rises by less than 1 MB per minute and
 the last minute's mean is within 5 % of the second minute's.
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import ingest, postgres
-from bench.served import Watch, serve
+from bench.served import WORKERS, Watch, serve
 
 CONCURRENCY = 32
 
@@ -55,6 +56,7 @@ def run(server: postgres.Server, quick: bool, work: Path, minutes: float | None 
                 )
                 elapsed += chunk_s
             samples = [(round(t, 1), round(r, 1)) for t, r, _ in watch.samples]
+        largest = watch.largest_process_mb()
     finally:
         server.drop(database)
     steady = [s for s in samples if s[0] >= samples[-1][0] * 0.1] if samples else []
@@ -66,6 +68,8 @@ def run(server: postgres.Server, quick: bool, work: Path, minutes: float | None 
         "quick": quick,
         "duration_s": total_s,
         "concurrency": CONCURRENCY,
+        "workers": WORKERS,
+        "largest_process_mb": round(largest, 1) if largest is not None else None,
         "rss_mb_at_start": round(start_rss, 1) if start_rss is not None else None,
         "rss_mb_max": max(rss) if rss else None,
         "rss_mb_end": rss[-1] if rss else None,

@@ -85,6 +85,18 @@ class Server:
         facts["where"] = "embedded (pgserver), Unix socket" if self.embedded else "MANDATE_BENCH_DATABASE_URL"
         return facts
 
+    def postmaster_pid(self) -> int | None:
+        """The server's main process when it runs on this machine and is visible to us (for CPU accounting)."""
+        import psutil
+
+        with self.admin() as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+            try:
+                parent = psutil.Process(int(backend)).parent()
+            except psutil.Error:
+                return None
+        return parent.pid if parent is not None else None
+
     @property
     def major(self) -> int:
         with self.admin() as conn:

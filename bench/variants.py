@@ -9,7 +9,12 @@ measured gain before anyone edits src/ (or, once made, its gain is still shown s
 - `uvloop+httptools` / `asyncio+h11`: uvicorn's event loop and HTTP parser the other way round from the shipped
   install — the C ones (`uvicorn[standard]`, installed for the run into a separate directory) when they are not
   installed, the pure-Python ones when they are (`mandate serve` lets uvicorn pick: "auto").
-- `2-workers`: the app as shipped in two uvicorn worker processes (one per core), each with its own pool and cache.
+- `stdlib-json`: json/jsonb parameters serialised by the standard library's `json` (psycopg's default) instead of
+  orjson (`mandate.db.connect.use_fast_json`, installed on every pooled connection).
+- `1-worker`: one server process instead of one per core (`mandate serve --workers 1`, the command's default).
+
+Every variant but `1-worker` runs in as many uvicorn worker processes as the benchmarks' shipped server
+(`MANDATE_BENCH_WORKERS`, one per core), each building its app with `factory()`.
 
 Run as `python -m bench.variants VARIANT HOST PORT` with DATABASE_URL set; bench/ingest.py starts it.
 """
@@ -19,7 +24,7 @@ import sys
 import time
 from typing import Any
 
-VARIANTS = ("baseline", "swap-middleware", "uvloop+httptools", "asyncio+h11", "2-workers")
+VARIANTS = ("baseline", "swap-middleware", "uvloop+httptools", "asyncio+h11", "stdlib-json", "1-worker")
 
 
 def has_fast_loop() -> bool:
@@ -102,6 +107,8 @@ def build(variant: str, database_url: str) -> Any:
     from mandate.web.app import DEFAULT_MAX_BODY, create_app
 
     app = create_app(database_url)
+    if variant == "stdlib-json":
+        app.state.mandate.pool._configure = None  # the pool's connection set-up, where orjson is installed
     if variant == "swap-middleware":
         if any(m.cls is BaseHTTPMiddleware for m in app.user_middleware):
             app.user_middleware = [m for m in app.user_middleware if m.cls is not BaseHTTPMiddleware]
@@ -145,8 +152,8 @@ def _add_http_middleware(app: Any, max_body_bytes: int) -> None:
 
 
 def factory() -> Any:
-    """The app for uvicorn's worker processes (`2-workers`): they import it by name."""
-    return build("baseline", os.environ["DATABASE_URL"])
+    """The app of one uvicorn worker process: they import it by name and learn the variant from the environment."""
+    return build(os.environ["MANDATE_BENCH_VARIANT"], os.environ["DATABASE_URL"])
 
 
 def main() -> None:
@@ -163,10 +170,11 @@ def main() -> None:
     loop, http = ("uvloop", "httptools") if variant == "uvloop+httptools" else ("auto", "auto")
     if variant == "asyncio+h11":
         loop, http = "asyncio", "h11"
-    workers = 2 if variant == "2-workers" else None
+    workers = 1 if variant == "1-worker" else int(os.environ.get("MANDATE_BENCH_WORKERS", "1"))
+    os.environ["MANDATE_BENCH_VARIANT"] = variant
     uvicorn.run(
-        "bench.variants:factory" if workers else build(variant, url),
-        factory=bool(workers),
+        "bench.variants:factory" if workers > 1 else build(variant, url),
+        factory=workers > 1,
         workers=workers,
         host=host,
         port=port,

@@ -33,6 +33,7 @@ Extractors by declared type (the full rules are in ``docs/observe.md``):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -234,6 +235,15 @@ def _enum_forms(value: str) -> dict[str, str]:
     return forms
 
 
+@functools.lru_cache(maxsize=4096)
+def _enum_regex(key: str) -> tuple[re.Pattern[str], dict[str, str]]:
+    """The regex finding any surface form of enum value `key`, and squashed form → pattern name. Memoised: the
+    forms depend only on the declared value, not on the text."""
+    forms = _enum_forms(key)
+    regex = re.compile(_WORD_BEFORE + _alternation(forms) + _WORD_AFTER)
+    return regex, {_squash(f): p for f, p in forms.items()}
+
+
 def _extract_enum(name: str, declared: object, lowered: str) -> Provenance | None:
     if not isinstance(declared, list | tuple):
         return None
@@ -246,10 +256,10 @@ def _extract_enum(name: str, declared: object, lowered: str) -> Provenance | Non
         if key in seen or not re.search(r"[^\W_]", key):
             continue
         seen.add(key)
-        forms = _enum_forms(key)
-        match = re.search(_WORD_BEFORE + _alternation(forms) + _WORD_AFTER, lowered)
+        regex, patterns = _enum_regex(key)
+        match = regex.search(lowered)
         if match is not None:
-            pattern = {_squash(f): p for f, p in forms.items()}[_squash(match.group())]
+            pattern = patterns[_squash(match.group())]
             found.append((match.start(), match.start() - match.end(), index, value, pattern))
     if not found:
         return None
@@ -331,8 +341,9 @@ def _largest(amounts: Sequence[_Amount]) -> _Amount | None:
     return min(amounts, key=lambda a: (-a.value, a.start))
 
 
-def _extract_unit_number(name: str, tokens: list[str], lowered: str) -> Provenance | None:
-    """``record_count``: "5000 records", "5,000 new records", "record count: 5000" → the largest such number."""
+@functools.lru_cache(maxsize=4096)
+def _unit_number_regexes(tokens: tuple[str, ...]) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    """(pattern name, token, regex) for `_extract_unit_number`; memoised by the signal's name tokens."""
     units = [t for t in tokens if t.isalpha() and t not in _GENERIC_NUMBER_WORDS]
     regexes: list[tuple[str, str, re.Pattern[str]]] = []
     if units:
@@ -352,8 +363,13 @@ def _extract_unit_number(name: str, tokens: list[str], lowered: str) -> Provenan
             re.compile(rf"{_WORD_BEFORE}{phrase}(?:\s*(?:is|was|of|=|:))?\s*{_NUM}"),
         )
     )
+    return tuple(regexes)
+
+
+def _extract_unit_number(name: str, tokens: list[str], lowered: str) -> Provenance | None:
+    """``record_count``: "5000 records", "5,000 new records", "record count: 5000" → the largest such number."""
     best: tuple[int | float, int, str, str] | None = None
-    for pattern, token, regex in regexes:
+    for pattern, token, regex in _unit_number_regexes(tuple(tokens)):
         for match in regex.finditer(lowered):
             value = _to_number(match.group("num"))
             if best is None or (value, -match.start()) > (best[0], -best[1]):
@@ -416,12 +432,17 @@ def _is_negated(lowered: str, match: re.Match[str]) -> bool:
     return _POST_NEGATION.match(lowered, match.end()) is not None
 
 
+@functools.lru_cache(maxsize=4096)
+def _phrase_regex(subject: tuple[str, ...]) -> re.Pattern[str]:
+    """The subject's words in any of their forms, in order, as whole words; memoised by the subject."""
+    return re.compile(_WORD_BEFORE + _SEP.join(_alternation(_word_forms(t)) for t in subject) + _WORD_AFTER)
+
+
 def _extract_boolean_phrase(name: str, tokens: list[str], lowered: str) -> Provenance | None:
     subject = list(tokens)
     while len(subject) > 1 and subject[0] in _HEADS:
         subject.pop(0)
-    regex = re.compile(_WORD_BEFORE + _SEP.join(_alternation(_word_forms(t)) for t in subject) + _WORD_AFTER)
-    negated = [_is_negated(lowered, match) for match in regex.finditer(lowered)]
+    negated = [_is_negated(lowered, match) for match in _phrase_regex(tuple(subject)).finditer(lowered)]
     if not negated:
         return None
     affirmative = not all(negated)  # one affirmative mention outweighs any negated one: never lower risk
