@@ -301,7 +301,13 @@ def _tag() -> str:
 def run(server: postgres.Server, quick: bool, work: Path, profile: bool = False) -> dict[str, Any]:
     seconds = 1.0 if quick else 20.0
     levels = (1, 32) if quick else CONCURRENCY
-    results: dict[str, Any] = {"quick": quick, "seconds_per_level": seconds, "workers": WORKERS, "levels": []}
+    results: dict[str, Any] = {
+        "quick": quick,
+        "seconds_per_level": seconds,
+        "workers": WORKERS,
+        "cores": os.cpu_count(),
+        "levels": [],
+    }
     database, url = prepare_database(server)
     try:
         bodies_file = work / "bodies.jsonl"

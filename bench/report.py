@@ -266,7 +266,8 @@ def _mb(n: int | float) -> str:
 def _section_ingest(r: dict[str, Any], img: dict[str, str]) -> list[str]:
     lines = ["## 1. Ingestion over HTTP", ""]
     lines.append(
-        "`mandate serve` (one process, uvicorn) on the dedicated PostgreSQL with the demo governance; `wrk` in a "
+        f"`mandate serve --workers {r.get('workers', 1)}` (uvicorn, one worker process per core) on the dedicated "
+        "PostgreSQL with the demo governance; `wrk` in a "
         "separate process on loopback POSTs the 8 demo decisions in rotation (`bench/ingest.lua`, a new "
         "decision_id each), for "
         f"{r['seconds_per_level']:.0f} s per level. Reference in the same run, on the same tables: `pgbench` "
@@ -309,6 +310,54 @@ def _section_ingest(r: dict[str, Any], img: dict[str, str]) -> list[str]:
             rows,
         )
     )
+    cpu_rows = []
+    for lv in r["levels"]:
+        h, p = lv["http"].get("cpu_ms_per_decision"), lv["pgbench"].get("cpu_ms_per_decision")
+        if not h or not p:
+            continue
+
+        def ms(d: dict[str, Any], k: str) -> str:
+            return f"{d[k]:.2f}" if d.get(k) is not None else "?"
+
+        budget = 1000 * r.get("cores", 2)  # CPU ms per second of the machine
+        ceiling = (budget / h["total"]) if h.get("total") else None
+        pg_ceiling = (budget / p["total"]) if p.get("total") else None
+        cpu_rows.append(
+            [
+                lv["concurrency"],
+                ms(h, "server"),
+                ms(h, "postgres"),
+                ms(h, "load"),
+                f"**{ms(h, 'total')}**",
+                ms(p, "postgres"),
+                ms(p, "load"),
+                f"**{ms(p, 'total')}**",
+                f"{ceiling:.0f} / {pg_ceiling:.0f}" if ceiling and pg_ceiling else "?",
+            ]
+        )
+    if cpu_rows:
+        lines += [
+            "",
+            "CPU milliseconds per decision in the same runs (user + system, from the kernel's counters: the server's "
+            f"processes, all of PostgreSQL's, and the load generator). On this {r.get('cores', 2)}-core machine their "
+            f"sum bounds the throughput at {1000 * r.get('cores', 2):,} ms ÷ sum per second — the last column, "
+            "HTTP / pgbench:",
+            "",
+            _table(
+                [
+                    "concurrency",
+                    "HTTP: server",
+                    "HTTP: PostgreSQL",
+                    "HTTP: wrk",
+                    "HTTP: sum",
+                    "pgbench: PostgreSQL",
+                    "pgbench: client",
+                    "pgbench: sum",
+                    "CPU bound decisions/s",
+                ],
+                cpu_rows,
+            ),
+        ]
     g = r.get("group_commit_reference")
     if g:
         lines += [
