@@ -218,7 +218,7 @@ def explanation_dict(evaluation: Evaluation, observed: ObserveResult | None) -> 
     return e
 
 
-_INSERT = """
+INSERT_DECISION = """
 WITH ins_d AS (
     INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
                                          organization_id, domain, spec_id, spec_version, request_hash)
@@ -266,10 +266,20 @@ ORDER BY v."timestamp" DESC LIMIT 1
 """
 
 
-async def ingest(
-    conn: AsyncConnection[Row], governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None
-) -> IngestResult:
-    """Ingest one decision. `conn` must be in autocommit mode: the single statement is its own transaction."""
+@dataclass(frozen=True)
+class Prepared:
+    """A decision evaluated and ready to store: the one statement's parameters and what the answer needs."""
+
+    req: DecisionRequest
+    params: dict[str, Any]
+    verdict_id: uuid.UUID
+    explanation: dict[str, Any]
+    request_hash: str
+
+
+def prepare(governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None) -> Prepared:
+    """Resolve, validate and evaluate `req` (IngestError when it cannot be attributed or its signals are invalid):
+    everything but the write, which `INSERT` (`store`, or a group commit) does in one statement."""
     d = check_attribution(req, governance)
     evaluation, _decision, observed = decide(req, d)
     received_at = received_at or datetime.now(UTC)
@@ -321,11 +331,27 @@ async def ingest(
         ),
         "severity": _SEVERITY[evaluation.verdict.value],
     }
-    row = await (await conn.execute(_INSERT, params)).fetchone()
+    return Prepared(req, params, verdict_id, explanation, request_hash)
+
+
+async def ingest(
+    conn: AsyncConnection[Row], governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None
+) -> IngestResult:
+    """Ingest one decision. `conn` must be in autocommit mode: the single statement is its own transaction."""
+    prepared = prepare(governance, req, received_at=received_at)
+    row = await (await conn.execute(INSERT_DECISION, prepared.params)).fetchone()
     assert row is not None
+    return await answer(conn, prepared, row)
+
+
+async def answer(conn: AsyncConnection[Row], prepared: Prepared, row: Row) -> IngestResult:
+    """The answer to a stored decision, from the row `INSERT` returned: the new verdict, or — when the decision
+    stage already existed — the stored one for an identical re-send (IngestError "conflict" otherwise)."""
+    req = prepared.req
+    assert req.stage is not None
     if row["inserted"]:
-        return IngestResult(req.decision_id, req.stage, verdict_id, explanation, created=True)
-    return await _existing(conn, req, request_hash)
+        return IngestResult(req.decision_id, req.stage, prepared.verdict_id, prepared.explanation, created=True)
+    return await _existing(conn, req, prepared.request_hash)
 
 
 async def _existing(conn: AsyncConnection[Row], req: DecisionRequest, request_hash: str) -> IngestResult:

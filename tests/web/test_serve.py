@@ -9,16 +9,20 @@ import socket
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 
+from mandate.governance.apply import apply_bundle
+from mandate.governance.bundle import load_demo_bundle
 from mandate.migrate.runner import MigrationLock
 from tests.conftest import PgServer
 from tests.helpers import run_cli
 from tests.web.conftest import start_server
+from tests.web.test_api import CRITICAL_DROP, flat
 
 
 def _free_port() -> int:
@@ -142,6 +146,8 @@ def test_the_api_answers_503_while_a_migration_holds_the_lock(db_url: str) -> No
 
 def test_health_is_503_when_the_database_is_gone(pg: PgServer, fresh_db: Callable[..., str]) -> None:
     url = fresh_db()
+    with psycopg.connect(url, autocommit=True) as conn:
+        apply_bundle(conn, load_demo_bundle())
     server, thread, base = start_server(url)
     try:
         assert httpx.get(f"{base}/api/health").status_code == 200
@@ -151,6 +157,13 @@ def test_health_is_503_when_the_database_is_gone(pg: PgServer, fresh_db: Callabl
         assert r.json()["database"] == "unreachable"
         listing = httpx.get(f"{base}/api/decisions", timeout=10)
         assert listing.status_code in (422, 503)  # never a 500
+        unknown = flat(*CRITICAL_DROP)
+        unknown["organization_id"] = unknown["scope"]["organization_id"] = str(uuid.uuid4())
+        for body in (flat(*CRITICAL_DROP), unknown):
+            # A decision to store, and one refused (whose refusal is logged in the database): both 503, not 500.
+            decision = httpx.post(f"{base}/api/decisions", json=body, timeout=40)
+            assert decision.status_code == 503, decision.text
+            assert decision.json()["error"]["code"] == "unavailable"
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -250,8 +250,8 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
     received_at = datetime.now().astimezone()
     req = to_request(body, received_at)
     try:
-        async with s.pool.connection() as conn:
-            result = await service.ingest(conn, s.governance, req, received_at=received_at)
+        prepared = service.prepare(s.governance, req, received_at=received_at)
+        result = await s.writer.ingest(prepared)
     except IngestError as exc:
         if exc.kind == "attribution":
             await _record_rejection(s, req, exc)

@@ -20,24 +20,36 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mandate
 from mandate.db.connect import use_fast_json
+from mandate.group_commit import GroupCommit
 from mandate.web import api, errors, ui
 from mandate.web.errors import JSONResponse, error_body
 from mandate.web.state import ServerState
 
 log = logging.getLogger("mandate.access")
 DEFAULT_MAX_BODY = 256 * 1024
+POOL_TIMEOUT_S = 10.0  # a request that waits longer for a database connection is answered 503
 
 
-def create_app(database_url: str, *, pool_size: int = 10, max_body_bytes: int = DEFAULT_MAX_BODY) -> FastAPI:
+def create_app(
+    database_url: str, *, pool_size: int = 10, max_body_bytes: int = DEFAULT_MAX_BODY, group_commit: bool = True
+) -> FastAPI:
+    """The app. `group_commit`: decisions that wait to be written at the same moment share a transaction
+    (mandate.group_commit); off, every decision is written alone."""
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         database_url,
         min_size=min(2, pool_size),
         max_size=pool_size,
+        timeout=POOL_TIMEOUT_S,
         open=False,
         kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "mandate serve"},
         configure=_configure,
     )
-    server = ServerState(database_url, pool)
+    writer = (
+        GroupCommit(pool, max_batch=32, max_writers=max(1, pool_size // 4))
+        if group_commit
+        else GroupCommit(pool, max_batch=1, max_writers=pool_size)
+    )
+    server = ServerState(database_url, pool, writer)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -82,6 +83,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_request: Request, exc: DatabaseUnavailable) -> Response:
         return JSONResponse(error_body("unavailable", str(exc)), status_code=503)
+
+    @app.exception_handler(psycopg.OperationalError)  # lost connection, pool timeout, server shutting down …
+    async def db_error(_request: Request, exc: psycopg.OperationalError) -> Response:
+        message = (
+            f"the database did not answer ({type(exc).__name__}); retry later — a decision sent again with the same "
+            "decision_id is stored at most once"
+        )
+        return JSONResponse(error_body("unavailable", message), status_code=503)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:

@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from mandate.governance import cache
+from mandate.group_commit import GroupCommit
 from mandate.migrate.runner import HOLDER_QUERY, LOCK_KEYS
 
 log = logging.getLogger("mandate.server")
@@ -27,6 +28,7 @@ Row = dict[str, Any]
 class ServerState:
     database_url: str
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]]
+    writer: GroupCommit
     governance: cache.Governance = field(default_factory=cache.Governance)
     migration_holder: tuple[int, str] | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -1,0 +1,183 @@
+"""Group commit on a real PostgreSQL: batches share a transaction, every decision is whole, a bad one fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from mandate.db.connect import use_fast_json
+from mandate.governance import cache
+from mandate.governance.apply import apply_bundle
+from mandate.governance.bundle import load_demo_bundle
+from mandate.group_commit import GroupCommit
+from mandate.service import IngestError, IngestResult, Prepared, prepare
+from mandate.web.api import DecisionBody, to_request
+from tests.helpers import scalar
+from tests.web.test_api import CRITICAL_DROP, LARGE_WRITE, flat
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    use_fast_json(conn)
+
+
+def _pool(url: str, **options: Any) -> AsyncConnectionPool[Any]:
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=4,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        configure=_configure,
+        **options,
+    )
+
+
+@pytest.fixture
+def demo_url(db_url: str) -> str:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        apply_bundle(conn, load_demo_bundle())
+    return db_url
+
+
+async def _governance(pool: AsyncConnectionPool[Any]) -> cache.Governance:
+    async with pool.connection() as conn:
+        return await cache.load(conn)
+
+
+def _prepared(governance: cache.Governance, body: dict[str, Any]) -> Prepared:
+    now = datetime.now(UTC)
+    return prepare(governance, to_request(DecisionBody.model_validate(body), now), received_at=now)
+
+
+def _incomplete(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return scalar(
+            conn,
+            """SELECT count(*) FROM mandate.decision_events d
+               WHERE NOT EXISTS (SELECT 1 FROM mandate.verdict_events v
+                                 WHERE v.decision_id = d.decision_id AND v.stage = d.stage)
+                  OR (SELECT count(*) FROM mandate.audit_timeline_entries t
+                      WHERE t.decision_id = d.decision_id AND t.stage = d.stage) <> 2""",
+        )
+
+
+def _stored(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return scalar(conn, "SELECT count(*) FROM mandate.decision_events")
+
+
+def run(test: Callable[[], Any]) -> Any:
+    return asyncio.run(test())
+
+
+@asynccontextmanager
+async def _open(url: str, **options: Any) -> AsyncIterator[AsyncConnectionPool[Any]]:
+    pool = _pool(url, **options)
+    await pool.open(wait=True, timeout=15)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def test_decisions_waiting_together_share_a_transaction_and_each_is_stored_whole(demo_url: str) -> None:
+    async def test() -> list[IngestResult]:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+            writer = GroupCommit(pool, max_batch=8, max_writers=2)
+            bodies = [flat(*(CRITICAL_DROP if i % 2 else LARGE_WRITE)) for i in range(40)]
+            results = await asyncio.gather(*(writer.ingest(_prepared(governance, b)) for b in bodies))
+            assert writer.stats.decisions == 40
+            assert writer.stats.batches < 40 and 1 < writer.stats.largest <= 8
+            assert writer.stats.retried_alone == 0
+            return list(results)
+
+    results = run(test)
+    assert all(r.created for r in results)
+    assert [r.body()["verdict"] for r in results] == ["PAUSE", "BLOCK"] * 20
+    assert _stored(demo_url) == 40
+    assert _incomplete(demo_url) == 0
+
+
+def test_one_bad_decision_fails_alone_and_the_rest_of_its_batch_is_stored(demo_url: str) -> None:
+    async def test() -> list[Any]:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+            writer = GroupCommit(pool, max_batch=16, max_writers=1)
+            prepared = [_prepared(governance, flat(*CRITICAL_DROP)) for _ in range(10)]
+            bad = prepared[4]
+            prepared[4] = Prepared(bad.req, {**bad.params, "stage": "someday"}, bad.verdict_id, bad.explanation, "")
+            results = await asyncio.gather(*(writer.ingest(p) for p in prepared), return_exceptions=True)
+            assert writer.stats.retried_alone == 10  # the batch of 10 failed as a whole, then each went alone
+            assert writer.stats.decisions == 9
+            return list(results)
+
+    results = run(test)
+    assert isinstance(results[4], psycopg.errors.InvalidTextRepresentation)
+    assert all(isinstance(r, IngestResult) and r.created for i, r in enumerate(results) if i != 4)
+    assert _stored(demo_url) == 9
+    assert _incomplete(demo_url) == 0
+
+
+def test_a_resend_in_the_same_batch_gets_the_stored_verdict_and_a_changed_body_409(demo_url: str) -> None:
+    async def test() -> list[Any]:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+            writer = GroupCommit(pool, max_batch=16, max_writers=1)
+            body = flat(*CRITICAL_DROP)
+            changed = {**body, "target": "production.orders"}
+            prepared = [_prepared(governance, b) for b in (body, body, changed)]
+            return list(await asyncio.gather(*(writer.ingest(p) for p in prepared), return_exceptions=True))
+
+    first, resend, changed = run(test)
+    assert first.created and not resend.created
+    assert resend.verdict_id == first.verdict_id and resend.body()["idempotent_replay"] is True
+    assert isinstance(changed, IngestError) and changed.kind == "conflict"
+    assert _stored(demo_url) == 1
+    assert _incomplete(demo_url) == 0
+
+
+def test_without_a_database_every_decision_of_the_batch_fails_at_once(demo_url: str) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def test() -> tuple[list[Any], GroupCommit]:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+        gone = AsyncConnectionPool(
+            f"postgresql://nobody@127.0.0.1:{port}/none?connect_timeout=1",
+            min_size=0,
+            max_size=1,
+            open=False,
+            timeout=1,
+        )
+        await gone.open()
+        try:
+            writer = GroupCommit(gone, max_batch=16, max_writers=1)
+            prepared = [_prepared(governance, flat(*CRITICAL_DROP)) for _ in range(5)]
+            results = await asyncio.gather(*(writer.ingest(p) for p in prepared), return_exceptions=True)
+            return list(results), writer
+        finally:
+            await gone.close()
+
+    results, writer = run(test)
+    assert all(isinstance(r, PoolTimeout) for r in results)
+    assert writer.stats.retried_alone == 0  # not retried one by one: the database, not a decision, is the problem
+    assert _stored(demo_url) == 0
+
+
+def test_group_commit_refuses_nonsense_sizes(demo_url: str) -> None:
+    pool = _pool(demo_url)
+    for options in ({"max_batch": 0}, {"max_writers": 0}):
+        with pytest.raises(ValueError, match="at least 1"):
+            GroupCommit(pool, **options)
