@@ -11,6 +11,8 @@ measured gain before anyone edits src/ (or, once made, its gain is still shown s
   installed, the pure-Python ones when they are (`mandate serve` lets uvicorn pick: "auto").
 - `stdlib-json`: json/jsonb parameters serialised by the standard library's `json` (psycopg's default) instead of
   orjson (`mandate.db.connect.use_fast_json`, installed on every pooled connection).
+- `no-group-commit`: every decision written in its own transaction (`create_app(..., group_commit=False)`) instead
+  of the decisions waiting at the same moment sharing one (mandate.group_commit).
 - `1-worker`: one server process instead of one per core (`mandate serve --workers 1`, the command's default).
 
 Every variant but `1-worker` runs in as many uvicorn worker processes as the benchmarks' shipped server
@@ -24,7 +26,15 @@ import sys
 import time
 from typing import Any
 
-VARIANTS = ("baseline", "swap-middleware", "uvloop+httptools", "asyncio+h11", "stdlib-json", "1-worker")
+VARIANTS = (
+    "baseline",
+    "swap-middleware",
+    "uvloop+httptools",
+    "asyncio+h11",
+    "stdlib-json",
+    "no-group-commit",
+    "1-worker",
+)
 
 
 def has_fast_loop() -> bool:
@@ -106,7 +116,7 @@ def build(variant: str, database_url: str) -> Any:
 
     from mandate.web.app import DEFAULT_MAX_BODY, create_app
 
-    app = create_app(database_url)
+    app = create_app(database_url, group_commit=variant != "no-group-commit")
     if variant == "stdlib-json":
         app.state.mandate.pool._configure = None  # the pool's connection set-up, where orjson is installed
     if variant == "swap-middleware":
