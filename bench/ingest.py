@@ -492,5 +492,6 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
         "shipped_middleware": shipped,
         "swap_middleware": f"{shipped} → {swapped}",
         "shipped_loop": "uvloop + httptools" if has_fast_loop() else "asyncio + h11",
+        "workers": WORKERS,
         "variants": table,
     }

@@ -133,7 +133,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             (
                 "memory",
                 "server RSS ≤ 250 MB under load",
-                f"max {mem['rss_mb_max']:.0f} MB",
+                f"max {mem['rss_mb_max']:.0f} MB (all {mem.get('workers', 1)} workers + supervisor)",
                 _judge(mem["rss_mb_max"], 250, at_most=True),
             )
         )
@@ -409,7 +409,11 @@ def _section_variants(r: dict[str, Any], img: dict[str, str]) -> list[str]:
     if r.get("swap_middleware"):
         lines += ["", f"`swap-middleware` here is the access-log middleware {r['swap_middleware']}."]
     if r.get("shipped_loop"):
-        lines += ["", f"The baseline runs on {r['shipped_loop']} (uvicorn's choice, as `mandate serve` makes it)."]
+        lines += [
+            "",
+            f"The baseline is `mandate serve --workers {r.get('workers', 1)}` as shipped (group commit on), on "
+            f"{r['shipped_loop']} (uvicorn's choice, as `mandate serve` makes it).",
+        ]
     lines.append("")
     rows = []
     for name, row in r["variants"].items():
@@ -621,9 +625,15 @@ def _section_reads(r: dict[str, Any], img: dict[str, str]) -> list[str]:
 def _section_memory(r: dict[str, Any], img: dict[str, str]) -> list[str]:
     lines = ["## 5. Memory", ""]
     lines.append(
-        f"`mandate serve` under wrk at concurrency {r['concurrency']} for {r['duration_s'] / 60:.0f} min "
-        f"({r['decisions']:,} decisions, every one verified stored: {r['all_acked_stored']}); RSS sampled every "
-        "second (psutil)."
+        f"`mandate serve --workers {r.get('workers', 1)}` under wrk at concurrency {r['concurrency']} for "
+        f"{r['duration_s'] / 60:.0f} min ({r['decisions']:,} decisions, every one verified stored: "
+        f"{r['all_acked_stored']}); RSS sampled every second (psutil): the sum over uvicorn's supervisor and its "
+        "worker processes (what the server costs the machine)"
+        + (
+            f"; the largest single process reached {r['largest_process_mb']:.1f} MB."
+            if r.get("largest_process_mb") is not None
+            else "."
+        )
     )
     lines.append("")
     lines.append(
