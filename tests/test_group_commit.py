@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -76,7 +77,9 @@ def _stored(url: str) -> int:
 
 
 def run(test: Callable[[], Any]) -> Any:
-    return asyncio.run(test())
+    """Run the coroutine function on a fresh loop in its own thread: this thread may already run one (Playwright's)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(test())).result()
 
 
 @asynccontextmanager
