@@ -10,7 +10,8 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import httpx
@@ -47,34 +48,41 @@ def test_serve_refuses_a_database_whose_schema_is_too_old(fresh_db: Callable[...
     assert "mandate migrate up" in result.stderr
 
 
-def test_serve_logs_json_without_bodies_and_shuts_down_gracefully(db_url: str) -> None:
+@contextmanager
+def _serve(db_url: str, *options: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`mandate serve` in a subprocess, healthy, with its base URL; killed afterwards if a test left it running."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mandate", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mandate", "serve", "--port", str(port), *options],
         env={**os.environ, "DATABASE_URL": db_url},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        assert _wait(healthy), "the server did not become healthy"
-        secret = "s3cr3t-signal-value"
-        httpx.post(f"{url}/api/decisions", json={"actor": "a", "target": "t", "context": {"k": secret}}, timeout=5)
-        proc.send_signal(signal.SIGTERM)
-        # uvicorn finishes in-flight work, then re-raises the signal it caught (exit status -SIGTERM).
-        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+        assert _wait(healthy, 30), "the server did not become healthy"
+        yield proc, url
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_serve_logs_json_without_bodies_and_shuts_down_gracefully(db_url: str) -> None:
+    secret = "s3cr3t-signal-value"
+    with _serve(db_url) as (proc, url):
+        httpx.post(f"{url}/api/decisions", json={"actor": "a", "target": "t", "context": {"k": secret}}, timeout=5)
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn finishes in-flight work, then re-raises the signal it caught (exit status -SIGTERM).
+        assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
     _, stderr = proc.communicate()
     lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
     requests = [entry for entry in lines if entry["message"] == "request"]
@@ -85,33 +93,12 @@ def test_serve_logs_json_without_bodies_and_shuts_down_gracefully(db_url: str) -
     assert any(entry["message"] == "Shutting down" for entry in lines)
 
 
-def test_serve_with_two_workers_answers_from_both_and_stops_them_on_sigterm(db_url: str) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mandate", "serve", "--port", str(port), "--workers", "2"],
-        env={**os.environ, "DATABASE_URL": db_url},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{url}/api/health", timeout=1).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        assert _wait(healthy, 30), "the server did not become healthy"
+def test_serve_with_two_workers_starts_both_and_stops_them_on_sigterm(db_url: str) -> None:
+    with _serve(db_url, "--workers", "2") as (proc, url):
         for _ in range(20):  # new connections each time: the kernel spreads them over the workers
             assert httpx.get(f"{url}/api/health", timeout=5).status_code == 200
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     _, stderr = proc.communicate()
     messages = [json.loads(line)["message"] for line in stderr.splitlines() if line.startswith("{")]
     started = {m for m in messages if m.startswith("Started server process")}
