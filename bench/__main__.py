@@ -131,6 +131,8 @@ def _run(
             print("== ingest", flush=True)
             results["ingest"] = ingest.run(server, args.quick, work, profile=args.profile)
             commands["ingest"] = command
+            if args.profile:
+                commands["ingest profile"] = command
         if "profile" in names and "ingest" not in names:
             print("== ingest: profile", flush=True)
             results.setdefault("ingest", {})["profile"] = ingest.profile_only(server, args.quick, work)

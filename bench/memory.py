@@ -1,8 +1,8 @@
 """Memory: the server's RSS under the ingestion load (wrk, concurrency 32) for 10 minutes, sampled every second —
 the supervisor and its worker processes together, and the largest single process.
 
-Flat means: after the warm-up, a least-squares line through the samples rises by less than 1 MB per minute and
-the last minute's mean is within 5 % of the second minute's.
+Flat means no growth: after the warm-up, a least-squares line through the samples rises by less than 1 MB per
+minute and the last minute's mean is at most 5 % above the second minute's (memory given back is not a leak).
 """
 
 from __future__ import annotations
