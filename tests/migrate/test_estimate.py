@@ -1,52 +1,40 @@
-"""The runtime estimate's arithmetic: linear in bytes for small databases, dearer per byte beyond the knee."""
+"""The runtime estimate's arithmetic: every price is linear in the bytes (checked out of sample at 10 M decisions)."""
 
 from __future__ import annotations
 
 import pytest
 
-from mandate.migrate.estimate import Calibration, RunRecord, from_calibration, from_rehearsal, size_factor
+from mandate.migrate.estimate import Calibration, RunRecord, from_calibration, from_rehearsal
 
 GB = 1_000_000_000
 CALIBRATION = Calibration(sample_rows=20_000, sample_bytes=12_582_912, seconds=0.017)
 
 
 def _tables(total: float) -> dict[str, int]:
-    return {
-        "decision_events": int(total * 0.4),
-        "verdict_events": int(total * 0.2),
-        "audit_timeline_entries": int(total * 0.4),
-    }
+    shares = {"decision_events": 0.4, "verdict_events": 0.2, "audit_timeline_entries": 0.4}
+    return {table: int(total * share) for table, share in shares.items()}
 
 
-def test_size_factor_is_one_up_to_the_knee_then_grows_with_the_fourth_root() -> None:
-    assert size_factor(0) == size_factor(GB) == size_factor(int(2.5 * GB)) == 1.0
-    assert size_factor(40 * GB) == pytest.approx(2.0)  # (40 / 2.5) ** 0.25
-    assert size_factor(10 * GB) < size_factor(20 * GB) < size_factor(40 * GB)
-
-
-def test_a_small_database_is_priced_linearly() -> None:
-    one = from_calibration(_tables(0.5 * GB), int(0.6 * GB), CALIBRATION)
-    two = from_calibration(_tables(1.0 * GB), int(1.2 * GB), CALIBRATION)
-    assert two.migration_s == pytest.approx(2 * one.migration_s, rel=0.01)
+@pytest.mark.parametrize("size", [0.5 * GB, 8 * GB])
+def test_calibration_prices_a_database_twice_as_big_twice_as_dear(size: float) -> None:
+    one = from_calibration(_tables(size), int(1.2 * size), CALIBRATION)
+    two = from_calibration(_tables(2 * size), int(2.4 * size), CALIBRATION)
+    assert two.migration_s == pytest.approx(2 * one.migration_s, rel=0.01)  # up to the per-phase fixed cost
     assert two.backup_s == pytest.approx(2 * one.backup_s)
-    assert "per byte" not in two.basis
+    assert two.basis.startswith("calibration: copied 20000 decision events")
 
 
-def test_a_large_database_costs_more_per_byte_and_the_basis_says_so() -> None:
-    ten = from_calibration(_tables(8 * GB), 10 * GB, CALIBRATION)
-    twenty = from_calibration(_tables(16 * GB), 20 * GB, CALIBRATION)
-    assert twenty.migration_s == pytest.approx(2 * 2**0.25 * ten.migration_s, rel=0.01)
-    assert twenty.backup_s == pytest.approx(2 * 2**0.25 * ten.backup_s)
-    assert f"×{size_factor(20 * GB):.2f} per byte" in twenty.basis
+def test_a_faster_server_gets_a_shorter_estimate() -> None:
+    slow = from_calibration(_tables(GB), 2 * GB, CALIBRATION)
+    fast = from_calibration(_tables(GB), 2 * GB, Calibration(20_000, 12_582_912, 0.0085))
+    assert fast.migration_s == pytest.approx(slow.migration_s / 2, rel=0.01)
 
 
-def test_a_rehearsal_is_scaled_by_size_and_by_the_per_byte_cost_of_the_size() -> None:
+def test_a_rehearsal_is_scaled_by_the_size_of_what_008_rewrites() -> None:
     record = RunRecord("db", "2026-11-24", True, "rehearsed", db_bytes=5 * GB, rewritten_bytes=4 * GB,
                        phases={"10": 50.0}, migration_s=100.0, backup_s=40.0)  # fmt: skip
     same = from_rehearsal(4 * GB, 5 * GB, record)
     assert (same.migration_s, same.backup_s) == (100.0, 40.0)
     double = from_rehearsal(8 * GB, 10 * GB, record)
-    growth = size_factor(10 * GB) / size_factor(5 * GB)
-    assert double.migration_s == pytest.approx(200.0 * growth)
-    assert double.backup_s == pytest.approx(80.0 * growth)
-    assert double.phases[10] == pytest.approx(100.0 * growth)
+    assert (double.migration_s, double.backup_s, double.phases[10]) == (200.0, 80.0, 100.0)
+    assert double.basis.startswith("rehearsal: the dry run of 2026-11-24 on db")

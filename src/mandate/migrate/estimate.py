@@ -28,8 +28,9 @@ SAMPLE_ROWS = 20_000
 # Price of each phase, as a multiple of (bytes of the tables it rewrites) / (calibrated copy rate). The calibration
 # copies into a temporary table (no WAL, no index), so the factors carry what it leaves out: WAL, the joins of the
 # rebuild, and above all the indexes (phase 10 builds some thirty of them, three GIN, and validates the foreign keys).
-# Fitted on generated legacy data (20 000 and 200 000 decisions, PostgreSQL 15; checked at 1 M and 3 M): within
-# about ±30 % there; a rehearsal (a dry run) replaces them.
+# Fitted on generated legacy data (20 000 and 200 000 decisions, PostgreSQL 15): within about ±30 % there, and
+# at 1 M, 3 M and 10 M decisions (docs/benchmarks.md; a per-byte price growing with the size, tried after the 3 M
+# run, was refuted by the 10 M one). A rehearsal (a dry run) replaces them.
 EVENT_TABLES = ("decision_events", "verdict_events", "audit_timeline_entries")
 PHASE_TABLES: dict[int, tuple[str, ...]] = {
     1: (),
@@ -48,17 +49,6 @@ _PHASE_FIXED_S = 0.01  # statement overhead per phase
 # Around the migration, in its transaction: the baseline (every row hashed) and the post-verification scripts.
 _AROUND_FACTOR = 12.0
 _DUMP_FACTOR = 7.0  # pg_dump, then a full read of the archive, per byte of the database
-# Bigger databases cost more per byte: index sorts need more merge passes, the data outgrows the caches, more
-# checkpoints happen. Measured (docs/benchmarks.md, bench/migration.py) from 2.8 GB to 7.8 GB: every time — the
-# reference CREATE TABLE AS copy too — grew with the size to the power 1.25, where the small calibration copy
-# cannot see it. So beyond _SIZE_KNEE every price is multiplied by (size / _SIZE_KNEE) ** _SIZE_EXPONENT.
-_SIZE_KNEE = 2.5e9
-_SIZE_EXPONENT = 0.25
-
-
-def size_factor(db_bytes: int) -> float:
-    """How much more each byte costs in a database of `db_bytes` than in a small one (≥ 1)."""
-    return float(max(1.0, db_bytes / _SIZE_KNEE) ** _SIZE_EXPONENT)
 
 
 @dataclass(frozen=True)
@@ -192,8 +182,7 @@ def calibrate(conn: psycopg.Connection[Any], rows: int = SAMPLE_ROWS) -> Calibra
 
 
 def from_calibration(table_bytes: dict[str, int], db_bytes: int, calibration: Calibration) -> Estimate:
-    factor = size_factor(db_bytes)
-    rate = max(calibration.bytes_per_s, 1e6) / factor
+    rate = max(calibration.bytes_per_s, 1e6)
     phases = {
         n: _PHASE_FIXED_S + _PHASE_FACTOR[n] * sum(table_bytes.get(t, 0) for t in tables) / rate
         for n, tables in PHASE_TABLES.items()
@@ -202,18 +191,14 @@ def from_calibration(table_bytes: dict[str, int], db_bytes: int, calibration: Ca
     migration = sum(phases.values()) + _AROUND_FACTOR * events / rate
     basis = (
         f"calibration: copied {calibration.sample_rows} decision events ({calibration.sample_bytes} bytes) "
-        f"in {calibration.seconds * 1000:.0f} ms ({calibration.bytes_per_s / 1e6:.0f} MB/s"
-        + (f", ×{factor:.2f} per byte for a database of this size" if factor > 1 else "")
-        + "); no rehearsal recorded"
+        f"in {calibration.seconds * 1000:.0f} ms ({rate / 1e6:.0f} MB/s); no rehearsal recorded"
     )
     return Estimate(migration, _DUMP_FACTOR * db_bytes / rate, phases, basis, calibration)
 
 
 def from_rehearsal(rewritten_bytes: int, db_bytes: int, record: RunRecord) -> Estimate:
-    # Scaled by size, and by the per-byte cost of the size (size_factor) when the databases differ.
-    growth = size_factor(db_bytes) / size_factor(record.db_bytes) if record.db_bytes else 1.0
-    scale = rewritten_bytes / record.rewritten_bytes * growth if record.rewritten_bytes else 1.0
-    dump_scale = db_bytes / record.db_bytes * growth if record.db_bytes else 1.0
+    scale = rewritten_bytes / record.rewritten_bytes if record.rewritten_bytes else 1.0
+    dump_scale = db_bytes / record.db_bytes if record.db_bytes else 1.0
     phases = {int(k): v * scale for k, v in record.phases.items()}
     kind = "dry run" if record.dry_run else "run"
     basis = (
