@@ -24,7 +24,7 @@ import psycopg
 from psycopg import AsyncConnection, errors
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from mandate.service import INSERT_DECISION, IngestResult, Prepared, answer
+from mandate.service import INSERT_DECISION, IngestResult, Prepared, existing
 
 Row = dict[str, Any]
 
@@ -70,11 +70,9 @@ class GroupCommit:
             task.add_done_callback(self._writers.discard)
         row = await future
         if row["inserted"]:  # the common case needs no connection
-            req = prepared.req
-            assert req.stage is not None
-            return IngestResult(req.decision_id, req.stage, prepared.verdict_id, prepared.explanation, created=True)
+            return prepared.created()
         async with self.pool.connection() as conn:  # a re-send: answer with what is stored
-            return await answer(conn, prepared, row)
+            return await existing(conn, prepared)
 
     async def _write_waiting(self) -> None:
         while self._waiting:

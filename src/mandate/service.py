@@ -276,6 +276,11 @@ class Prepared:
     explanation: dict[str, Any]
     request_hash: str
 
+    def created(self) -> IngestResult:
+        """The answer once `INSERT_DECISION` stored it (its row says `inserted`)."""
+        assert self.req.stage is not None
+        return IngestResult(self.req.decision_id, self.req.stage, self.verdict_id, self.explanation, created=True)
+
 
 def prepare(governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None) -> Prepared:
     """Resolve, validate and evaluate `req` (IngestError when it cannot be attributed or its signals are invalid):
@@ -341,23 +346,16 @@ async def ingest(
     prepared = prepare(governance, req, received_at=received_at)
     row = await (await conn.execute(INSERT_DECISION, prepared.params)).fetchone()
     assert row is not None
-    return await answer(conn, prepared, row)
+    return prepared.created() if row["inserted"] else await existing(conn, prepared)
 
 
-async def answer(conn: AsyncConnection[Row], prepared: Prepared, row: Row) -> IngestResult:
-    """The answer to a stored decision, from the row `INSERT` returned: the new verdict, or — when the decision
-    stage already existed — the stored one for an identical re-send (IngestError "conflict" otherwise)."""
+async def existing(conn: AsyncConnection[Row], prepared: Prepared) -> IngestResult:
+    """The answer when the decision stage was already stored: the stored verdict for an identical re-send,
+    IngestError "conflict" for a different body."""
     req = prepared.req
     assert req.stage is not None
-    if row["inserted"]:
-        return IngestResult(req.decision_id, req.stage, prepared.verdict_id, prepared.explanation, created=True)
-    return await _existing(conn, req, prepared.request_hash)
-
-
-async def _existing(conn: AsyncConnection[Row], req: DecisionRequest, request_hash: str) -> IngestResult:
-    assert req.stage is not None
     stored = await (await conn.execute(_STORED, [req.decision_id, req.stage])).fetchone()
-    if stored is None or stored["request_hash"] != request_hash:
+    if stored is None or stored["request_hash"] != prepared.request_hash:
         raise IngestError(
             "conflict",
             f"decision {req.decision_id} at stage {req.stage} was already received with a different body; "
