@@ -28,6 +28,7 @@ from mandate.evaluator import (
     compile_snapshot,
     evaluate,
     governance_gap,
+    load_snapshot,
     validate_signals,
 )
 
@@ -48,9 +49,9 @@ CASE_KEYS = {
 EXPECTED_KEYS = {
     "verdict", "reason", "summary", "winner", "matched", "tied_policies", "candidates", "spec", "snapshot", "scope",
     "owning_team", "ancestors", "tied_scopes", "pause", "errors", "gap", "conditions", "policy_errors",
-    "error_messages", "validation_problems", "snapshot_error", "spec_error",
+    "error_messages", "validation_problems", "snapshot_error", "spec_error", "authority", "ignored",
 }  # fmt: skip
-HARNESS_KEYS = {"check_specs", "validate_signals"}
+HARNESS_KEYS = {"check_specs", "validate_signals", "stored"}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -87,8 +88,8 @@ def test_case(path: Path) -> None:
     active = [s for s, data in zip(specs, spec_data, strict=True) if data.get("status", "active") == "active"]
 
     scopes = [builders.scope(s, org, domain) for s in case.get("scopes") or []]
-    snapshot = load_snapshots(case, org, domain, active, scopes, expected)
-    if snapshot is None:
+    stop, snapshot = load_snapshots(case, org, domain, active, scopes, expected)
+    if stop:
         return
 
     decision = builders.decision(case["request"], org, domain)
@@ -130,11 +131,29 @@ def load_snapshots(
     specs: list[Spec],
     scopes: list[Scope],
     expected: Mapping[str, Any],
-) -> CompiledSnapshot | None:
-    """Load every snapshot of the case; the active one is the highest version (never the latest created)."""
-    snapshots = case.get("snapshots") or [{"snapshot_id": "snapshot-empty", "version": 1, "policies": []}]
+) -> tuple[bool, CompiledSnapshot | None]:
+    """Load every snapshot of the case → (stop here, the active snapshot: the highest version, never the latest
+    created; None for `snapshots: []`, a domain without any). With `harness: {stored: true}` snapshots are loaded as
+    the server loads stored governance (`load_snapshot`: problems contained per spec, `ignored` compared)."""
+    snapshots = case.get("snapshots", [{"snapshot_id": "snapshot-empty", "version": 1, "policies": []}])
     problems: list[LoadProblem] = []
     loaded = []
+    if (case.get("harness") or {}).get("stored"):
+        ignored: list[LoadProblem] = []
+        for data in snapshots:
+            result = load_snapshot(
+                data["snapshot_id"],
+                data["version"],
+                data.get("organization_id", org),
+                data.get("domain", domain),
+                [builders.policy(p) for p in data.get("policies") or []],
+                specs,
+                scopes,
+            )
+            ignored.extend(result.ignored)
+            loaded.append(result.snapshot)
+        assert_problems(ignored, expected.get("ignored") or [])
+        return False, max(loaded, key=lambda s: s.version, default=None)
     for data in snapshots:
         try:
             loaded.append(
@@ -152,9 +171,9 @@ def load_snapshots(
             problems.extend(error.problems)
     if "snapshot_error" in expected:
         assert_problems(problems, expected["snapshot_error"])
-        return None
+        return True, None
     assert not problems, "\n".join(map(str, problems))
-    return max(loaded, key=lambda s: s.version)
+    return False, max(loaded, key=lambda s: s.version, default=None)
 
 
 def assert_problems(problems: list[Any], expected: list[Mapping[str, Any]]) -> None:
@@ -191,6 +210,7 @@ def check(evaluation: Evaluation, expected: Mapping[str, Any], spec: Spec | None
         "pause": explanation["pause"],
         "errors": [e["code"] for e in explanation["errors"]],
         "gap": explanation["gap"] and explanation["gap"]["code"],
+        "authority": explanation["authority"],
     }
     for key, value in simple.items():
         if key in expected:

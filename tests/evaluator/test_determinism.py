@@ -13,7 +13,7 @@ RICH_CASES = [
     "demo_config_critical_drop_without_backup_blocks",
     "demo_refund_250_on_departed_flight_pauses",
     "scope_ancestor_policies_apply",
-    "scope_tie_between_equally_specific_scopes_broken_by_scope_id",
+    "scope_tie_all_tied_scopes_hold_authority",
     "tie_three_way_lists_every_tied_policy",
     "failure_mode_block_on_error",
     "signal_from_timestamp_as_epoch_seconds",

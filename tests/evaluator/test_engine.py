@@ -198,6 +198,13 @@ def test_gap_with_the_callers_own_code_and_message() -> None:
     assert custom.to_dict()["spec"] is None and custom.policies == ()
 
 
+def test_a_gap_holds_no_scope_at_all() -> None:
+    gap = governance_gap(payment_decision({}), GapCode.NO_SCOPE)
+
+    assert (gap.scope_id, gap.owning_team, gap.ancestor_scope_ids, gap.tied_scope_ids) == (None, None, (), ())
+    assert gap.to_dict()["authority"] is None
+
+
 def test_explanation_is_built_once() -> None:
     evaluation = run(payment_decision({"amount": 5}), payment_spec(), snapshot_of(payment_policy("p", "ALLOW")))
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mandate.evaluator import LoadProblem, SnapshotError, SpecError, check_spec, compile_snapshot
+from mandate.evaluator import LoadProblem, SnapshotError, SpecError, check_spec, compile_snapshot, load_snapshot
 from mandate.evaluator import snapshot as snapshot_module
 
 from .builders import ORG, PAYER, payment_policy, payment_spec
@@ -36,7 +36,7 @@ def test_check_spec_returns_a_sound_spec_and_refuses_a_broken_one() -> None:
     assert check_spec(sound) is sound
 
     with pytest.raises(SpecError) as caught:
-        check_spec(payment_spec(allowed=("BLOCK",)))
+        check_spec(payment_spec(allowed=("BLOCK",), failure_mode="BLOCK"))
     assert caught.value.problems == (
         LoadProblem(
             "spec-payment-v1@1",
@@ -45,6 +45,14 @@ def test_check_spec_returns_a_sound_spec_and_refuses_a_broken_one() -> None:
             "default verdict OBSERVE is not among the allowed verdicts (BLOCK); allow it or declare another default",
         ),
     )
+
+
+def test_check_spec_refuses_a_failure_mode_the_spec_does_not_allow() -> None:
+    with pytest.raises(SpecError) as caught:
+        check_spec(payment_spec(allowed=("ALLOW", "OBSERVE"), failure_mode="BLOCK"))
+    assert [(p.field, p.code) for p in caught.value.problems] == [
+        ("enforcement.failure_mode", "failure_mode_not_among_allowed")
+    ]
 
 
 def test_loaded_snapshot_knows_which_spec_version_it_was_checked_against() -> None:
@@ -66,3 +74,23 @@ def test_remembered_candidates_are_bounded_and_stay_correct(monkeypatch: pytest.
 
     assert [p.policy_id for p in first] == [p.policy_id for p in again] == ["p"]
     assert other == ()
+
+
+def test_stored_snapshot_contains_unreadable_policies_to_the_spec_they_name() -> None:
+    unreadable = LoadProblem("p-raw", "conditions[0].operator", "unreadable", "a condition has no operator")
+    orphan = LoadProblem("p-old", "spec_id", "unreadable", "the policy names no spec")
+    loaded = load_snapshot(
+        "snap-1",
+        1,
+        ORG,
+        "finance",
+        [payment_policy("p-fine", "ALLOW")],
+        [payment_spec()],
+        [PAYER],
+        [("spec-payment-v1", unreadable), (None, orphan)],
+    )
+
+    assert loaded.snapshot.broken == {"spec-payment-v1": (unreadable,)}
+    assert loaded.ignored == (orphan,)
+    assert loaded.problems == (unreadable, orphan)
+    assert [p.policy_id for p in loaded.snapshot.candidates("spec-payment-v1", (PAYER.scope_id,))] == ["p-fine"]

@@ -34,6 +34,8 @@ EXPECTED = {
     "check_spec",
     "spec_problems",
     "compile_snapshot",
+    "load_snapshot",
+    "LoadedSnapshot",
     "CompiledSnapshot",
     "LoadProblem",
     "EvaluatorError",

@@ -53,3 +53,12 @@ def test_remembered_resolutions_are_bounded_and_stay_correct(monkeypatch: pytest
 
     assert [r and r.scope.scope_id for r in resolved] == [PAYER.scope_id, None, None, PAYER.scope_id]
     assert len(index._memo) <= 2
+
+
+def test_a_resolution_finds_only_the_scopes_holding_authority() -> None:
+    resolution = resolve_scope(payment_decision({}), [PAYER])
+
+    assert resolution is not None
+    assert resolution.find(PAYER.scope_id) is PAYER
+    assert resolution.find("finance.elsewhere") is None
+    assert resolution.holder("finance.elsewhere") is PAYER  # without a tie, the resolved scope holds everything

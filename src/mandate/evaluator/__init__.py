@@ -10,7 +10,8 @@ and `CompiledSnapshot`s in memory and does, per decision (MANDATE.md §3):
     evaluation.to_dict()                                  # the structured explanation to store
 
 Governance data is checked when loaded, not per request: `check_spec` and `compile_snapshot` raise `SpecError` and
-`SnapshotError` listing every problem.
+`SnapshotError` listing every problem (for governance being published); `load_snapshot` never raises and contains
+each problem to the spec it concerns (for governance already stored, which must always be served — §3a).
 """
 
 from mandate.evaluator.engine import evaluate, governance_gap
@@ -39,7 +40,7 @@ from mandate.evaluator.result import (
 )
 from mandate.evaluator.scopes import ScopeIndex, ScopeResolution, resolve_scope
 from mandate.evaluator.signals import SignalProblem, read_signals, resolve_signals, validate_signals
-from mandate.evaluator.snapshot import CompiledSnapshot, compile_snapshot
+from mandate.evaluator.snapshot import CompiledSnapshot, LoadedSnapshot, compile_snapshot, load_snapshot
 from mandate.evaluator.specs import check_spec, spec_problems
 from mandate.evaluator.verdicts import FAILURE_MODES, SEVERITY, Verdict, resolve_verdict
 
@@ -58,6 +59,7 @@ __all__ = [
     "Gap",
     "GapCode",
     "LoadProblem",
+    "LoadedSnapshot",
     "Operator",
     "Policy",
     "PolicyResult",
@@ -77,6 +79,7 @@ __all__ = [
     "compile_snapshot",
     "evaluate",
     "governance_gap",
+    "load_snapshot",
     "read_signals",
     "resolve_scope",
     "resolve_signals",

@@ -23,8 +23,14 @@ _VERDICT = attrgetter("verdict")
 _POLICY_ID = attrgetter("policy_id")
 
 
-def evaluate(decision: Decision, spec: Spec, resolution: ScopeResolution, snapshot: CompiledSnapshot) -> Evaluation:
-    """Judge `decision` under `spec`, in the scope it resolved to, with the policies of `snapshot`."""
+def evaluate(
+    decision: Decision, spec: Spec, resolution: ScopeResolution, snapshot: CompiledSnapshot | None
+) -> Evaluation:
+    """Judge `decision` under `spec`, in the scope it resolved to, with the policies of `snapshot`.
+
+    `snapshot` None means the domain has no snapshot yet: an empty one, so the spec's default verdict applies
+    (MANDATE.md §3a) — not a governance gap.
+    """
     mode = spec.enforcement.failure_mode
     failure_mode = mode if mode in FAILURE_MODES else Verdict.OBSERVE  # an unchecked spec still never grants
     try:
@@ -35,14 +41,18 @@ def evaluate(decision: Decision, spec: Spec, resolution: ScopeResolution, snapsh
 
 
 def _evaluate(
-    decision: Decision, spec: Spec, resolution: ScopeResolution, snapshot: CompiledSnapshot, failure_mode: Verdict
+    decision: Decision,
+    spec: Spec,
+    resolution: ScopeResolution,
+    snapshot: CompiledSnapshot | None,
+    failure_mode: Verdict,
 ) -> Evaluation:
     errors = _binding_errors(decision, spec, resolution, snapshot)
     if errors:  # nothing is evaluated across domains, specs or stale snapshots
         return _conclude(decision, spec, resolution, snapshot, failure_mode, _NO_TRACE, [], errors)
 
     values, problems = read_signals(spec, decision)
-    candidates = snapshot.candidates(spec.spec_id, resolution.scope_ids)
+    candidates = () if snapshot is None else snapshot.candidates(spec.spec_id, resolution.scope_ids)
     if not problems:
         invalid = _NOTHING_INVALID
         matched = [policy for policy in candidates if policy.holds(values)]
@@ -50,12 +60,18 @@ def _evaluate(
         invalid = frozenset(problem.signal for problem in problems)
         errors = [EvaluationError("invalid_signal", problem.message, signal=problem.signal) for problem in problems]
         matched = [policy for policy in candidates if policy.explain(values, invalid).matched]
+    if snapshot is not None and spec.spec_id in snapshot.broken:
+        # Policies of this spec that could not be loaded: what they would decide is unknown (§3a).
+        errors.extend(
+            EvaluationError("broken_policy", f"policy {problem}", policy_id=problem.subject)
+            for problem in snapshot.broken[spec.spec_id]
+        )
     trace = Trace(candidates, values, invalid)
     return _conclude(decision, spec, resolution, snapshot, failure_mode, trace, matched, errors)
 
 
 def _binding_errors(
-    decision: Decision, spec: Spec, resolution: ScopeResolution, snapshot: CompiledSnapshot
+    decision: Decision, spec: Spec, resolution: ScopeResolution, snapshot: CompiledSnapshot | None
 ) -> list[EvaluationError]:
     errors: list[EvaluationError] = []
     home = (decision.organization_id, decision.domain)
@@ -68,7 +84,7 @@ def _binding_errors(
                 f" {decision.organization_id}/{decision.domain}/{decision.intent}/{decision.stage}",
             )
         )
-    if (snapshot.organization_id, snapshot.domain) != home:
+    if snapshot is not None and (snapshot.organization_id, snapshot.domain) != home:
         errors.append(
             EvaluationError(
                 "snapshot_mismatch",
@@ -84,8 +100,8 @@ def _binding_errors(
                 f"scope {scope.scope_id} belongs to {scope.organization_id}/{scope.domain}, not {'/'.join(home)}",
             )
         )
-    checked = snapshot.checked_against(spec.spec_id)
-    if checked is not None and checked != spec.version:
+    checked = None if snapshot is None else snapshot.checked_against(spec.spec_id)
+    if snapshot is not None and checked is not None and checked != spec.version:
         errors.append(
             EvaluationError(
                 "spec_version_mismatch",
@@ -100,7 +116,7 @@ def _conclude(
     decision: Decision,
     spec: Spec,
     resolution: ScopeResolution,
-    snapshot: CompiledSnapshot,
+    snapshot: CompiledSnapshot | None,
     failure_mode: Verdict,
     trace: Trace,
     matched: list[CompiledPolicy],
@@ -119,9 +135,13 @@ def _conclude(
         deciding = [policy for policy in matched if policy.verdict in _HOLDS_THROUGH_ERRORS]
         verdict = resolve_verdict([*map(_VERDICT, deciding), failure_mode])
         reason = Reason.ERROR
-    winners = [policy.policy_id for policy in deciding if policy.verdict is verdict]
+    winning = [policy for policy in deciding if policy.verdict is verdict]
+    winners = [policy.policy_id for policy in winning]
     if len(winners) > 1 and reason is Reason.POLICY:
         reason = Reason.TIE
+    # The authority is the winning policy's own scope; the verdict records the tied scope whose chain holds it.
+    authority = resolution.find(winning[0].scope_id) if winning else None
+    recorded = resolution.holder(winning[0].scope_id) if winning else resolution.scope
 
     return Evaluation(
         verdict=verdict,
@@ -130,6 +150,8 @@ def _conclude(
         spec=spec,
         snapshot=snapshot,
         resolution=resolution,
+        scope=recorded,
+        authority=authority,
         winning_policy_id=winners[0] if winners else None,
         tied_policy_ids=tuple(winners[1:]),
         matched_policy_ids=tuple(map(_POLICY_ID, matched)),

@@ -3,7 +3,8 @@
 The summary has one form per reason:
 
 - policy:  `BLOCK by policy-block-unbackedup-drops-v1 (scope config-management.prod.db-admin-tool,
-  owner dba-team): backup_first == false`
+  owner dba-team): backup_first == false` — the scope and owner are the winning policy's own (the authority); when
+  that is an ancestor of the scope the decision resolved to, `…, owner dba-team; resolved scope <id>)`
 - tie:     `BLOCK by pol-a, tied with pol-b (scope …, owner …): amount > 100 (actual 250)`
 - default: `OBSERVE by default of spec spec-x@1: no policy matched (2 candidates)`
 - error:   `PAUSE by failure mode of spec spec-x@1: amount must be a number, got string '12'`
@@ -17,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 
-from mandate.evaluator.model import Decision, Spec
+from mandate.evaluator.model import Decision, Scope, Spec
 from mandate.evaluator.operators import Operator
 from mandate.evaluator.result import ConditionResult, EvaluationError, Gap, PolicyResult, Reason, Trace
 from mandate.evaluator.scopes import ScopeResolution
 from mandate.evaluator.snapshot import CompiledSnapshot
 from mandate.evaluator.verdicts import Verdict
 
-EXPLANATION_FORMAT = 1
+EXPLANATION_FORMAT = 2
 """Version of the shape of `Evaluation.to_dict()`; bumped when the shape changes."""
 
 
@@ -43,6 +44,8 @@ class Evaluation:
     spec: Spec | None = field(default=None, repr=False)
     snapshot: CompiledSnapshot | None = field(default=None, repr=False)
     resolution: ScopeResolution | None = field(default=None, repr=False)
+    scope: Scope | None = field(default=None, repr=False)  # recorded: the tied scope holding the winning policy
+    authority: Scope | None = field(default=None, repr=False)  # the winning policy's own scope
     winning_policy_id: str | None = None
     tied_policy_ids: tuple[str, ...] = ()  # the other matching policies with the winning verdict
     matched_policy_ids: tuple[str, ...] = ()  # sorted by policy_id
@@ -77,22 +80,25 @@ class Evaluation:
 
     @property
     def scope_id(self) -> str | None:
-        """The scope that held authority over the decision."""
-        return None if self.resolution is None else self.resolution.scope.scope_id
+        """The scope the verdict records: the resolved scope (of a tie, the one whose chain holds the winner)."""
+        return None if self.scope is None else self.scope.scope_id
 
     @property
     def owning_team(self) -> str | None:
-        return None if self.resolution is None else self.resolution.scope.owning_team
+        return None if self.scope is None else self.scope.owning_team
 
     @property
     def ancestor_scope_ids(self) -> tuple[str, ...]:
-        """The ancestors of the resolved scope whose policies applied too, most specific first."""
-        return () if self.resolution is None else self.resolution.scope_ids[1:]
+        """The ancestors of the resolved scope(s) whose policies applied too, most specific first."""
+        return () if self.resolution is None else tuple(scope.scope_id for scope in self.resolution.ancestors)
 
     @property
     def tied_scope_ids(self) -> tuple[str, ...]:
-        """Equally specific matching scopes that lost the tie-break to the resolved scope (by scope_id)."""
-        return () if self.resolution is None else tuple(scope.scope_id for scope in self.resolution.tied_with)
+        """The other equally specific scopes that held authority too (by scope_id)."""
+        if self.resolution is None:
+            return ()
+        tops = (self.resolution.scope, *self.resolution.tied_with)
+        return tuple(scope.scope_id for scope in tops if scope is not self.scope)
 
     @property
     def pause_requires(self) -> tuple[str, ...]:
@@ -136,7 +142,10 @@ class Evaluation:
         if self.winning_policy_id is not None:
             winner = next(policy for policy in self.policies if policy.policy_id == self.winning_policy_id)
             ties = f", tied with {', '.join(self.tied_policy_ids)}" if self.tied_policy_ids else ""
-            authority = f"scope {self.scope_id}, owner {self.owning_team or 'unassigned'}"
+            owner = self.authority or self.scope
+            authority = f"scope {winner.scope_id}, owner {(owner and owner.owning_team) or 'unassigned'}"
+            if winner.scope_id != self.scope_id:
+                authority += f"; resolved scope {self.scope_id}"
             sentence = f"{self.verdict} by {winner.policy_id}{ties} ({authority}): {_conditions(winner)}"
             if self.errors:
                 plural = "" if len(self.errors) == 1 else "s"
@@ -144,7 +153,8 @@ class Evaluation:
             return sentence
         if self.reason is Reason.DEFAULT:
             count = len(self.policies)
-            return f"{self.verdict} by default of spec {spec}: no policy matched ({count} candidate{_s(count)})"
+            none = "" if self.snapshot is not None else "; the domain has no policy snapshot yet"
+            return f"{self.verdict} by default of spec {spec}: no policy matched ({count} candidate{_s(count)}{none})"
         more = f" (+{len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
         return f"{self.verdict} by failure mode of spec {spec}: {self.errors[0].message}{more}"
 
@@ -172,6 +182,11 @@ class Evaluation:
                     "ancestors": list(self.ancestor_scope_ids),
                     "tied_with": list(self.tied_scope_ids),
                 }
+            ),
+            "authority": (
+                None
+                if self.authority is None
+                else {"scope_id": self.authority.scope_id, "owning_team": self.authority.owning_team}
             ),
             "winning_policy_id": self.winning_policy_id,
             "tied_policy_ids": list(self.tied_policy_ids),

@@ -1,11 +1,15 @@
 """Scope resolution (§3 step 5): which registered scope holds authority over a decision.
 
 A scope matches when every one of its non-null selectors (environment, service, agent, system, tenant) equals the
-decision's attribution. The decision resolves to the most specific match (the one with most selectors); equally
-specific matches are a tie, broken by the smallest `scope_id` and reported. The resolved scope's ancestors are the
-other matches whose selectors are a proper subset of its own (a domain-wide scope, with none, is an ancestor of
-every scope of its domain); their policies apply too. A match that is not nested that way, such as a sibling,
-lends no policies.
+decision's attribution. The decision resolves to the most specific match (the one with most selectors). A scope's
+ancestors are the other matches whose selectors are a proper subset of its own (a domain-wide scope, with none, is
+an ancestor of every scope of its domain); their policies apply too. A match that is not nested that way, such as a
+sibling, lends no policies.
+
+Equally specific matches are a tie (MANDATE.md §3a): **all of them hold authority**, and the candidate policies are
+the union of their chains (each tied scope and its ancestors), so registering a scope can never disable another
+team's BLOCK. `ScopeResolution.scope` is the tied scope with the smallest id; the evaluator records instead the tied
+scope whose chain holds the winning policy (`ScopeResolution.holder`).
 """
 
 from collections.abc import Iterable, Mapping
@@ -20,17 +24,42 @@ _Table = dict[tuple[str | None, ...], list[Scope]]  # selector values -> scopes 
 
 @dataclass(frozen=True, slots=True)
 class ScopeResolution:
-    """The scope a decision resolved to, the ancestors whose policies also apply, and the scopes it tied with."""
+    """The scopes holding authority over a decision: the most specific matches and their ancestors.
+
+    `chains` is given for ties only: each tied scope's id with the ids of its own chain (itself and its ancestors).
+    Without it, every ancestor is in the chain of `scope`.
+    """
 
     scope: Scope
-    ancestors: tuple[Scope, ...] = ()  # most specific first, then by scope_id
-    tied_with: tuple[Scope, ...] = ()  # equally specific matches that lost to `scope` by scope_id
+    ancestors: tuple[Scope, ...] = ()  # of every tied scope, most specific first, then by scope_id
+    tied_with: tuple[Scope, ...] = ()  # the other equally specific matches, by scope_id
+    chains: tuple[tuple[str, frozenset[str]], ...] = ()
     scope_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    """The scopes whose policies apply: the resolved scope, then its ancestors."""
+    """The scopes whose policies apply: the tied scopes by id, then the ancestors."""
 
     def __post_init__(self) -> None:
-        scope_ids = (self.scope.scope_id, *(ancestor.scope_id for ancestor in self.ancestors))
+        scope_ids = (
+            self.scope.scope_id,
+            *(scope.scope_id for scope in self.tied_with),
+            *(ancestor.scope_id for ancestor in self.ancestors),
+        )
         object.__setattr__(self, "scope_ids", scope_ids)  # derived once; the dataclass is frozen
+
+    def find(self, scope_id: str) -> Scope | None:
+        """The scope `scope_id` if it holds authority here (a tied scope or an ancestor), else None."""
+        for scope in (self.scope, *self.tied_with, *self.ancestors):
+            if scope.scope_id == scope_id:
+                return scope
+        return None
+
+    def holder(self, scope_id: str) -> Scope:
+        """The tied scope whose chain holds `scope_id` (the smallest id if several do; `scope` if none does)."""
+        for top_id, chain in self.chains:
+            if scope_id in chain:
+                found = self.find(top_id)
+                assert found is not None  # chains name tied scopes only
+                return found
+        return self.scope
 
 
 class ScopeIndex:
@@ -82,13 +111,26 @@ class ScopeIndex:
             return None
         most = len(matches[0][0])  # masks come most specific first
         top = sorted((m for m in matches if len(m[0]) == most), key=lambda m: m[1].scope_id)
-        best_mask, best = top[0]
-        names = frozenset(best_mask)
-        ancestors = sorted(
-            (m for m in matches if len(m[0]) < most and names.issuperset(m[0])),
-            key=lambda m: (-len(m[0]), m[1].scope_id),
+        lower = [m for m in matches if len(m[0]) < most]
+        if len(top) == 1:
+            names = frozenset(top[0][0])
+            ancestors = sorted((m for m in lower if names.issuperset(m[0])), key=_specific_first)
+            return ScopeResolution(top[0][1], tuple(scope for _, scope in ancestors))
+        chains = []
+        union: dict[str, tuple[_Mask, Scope]] = {}
+        for mask, scope in top:
+            names = frozenset(mask)
+            own = [m for m in lower if names.issuperset(m[0])]
+            union.update((m[1].scope_id, m) for m in own)
+            chains.append((scope.scope_id, frozenset([scope.scope_id, *(m[1].scope_id for m in own)])))
+        ancestors = sorted(union.values(), key=_specific_first)
+        return ScopeResolution(
+            top[0][1], tuple(scope for _, scope in ancestors), tuple(scope for _, scope in top[1:]), tuple(chains)
         )
-        return ScopeResolution(best, tuple(scope for _, scope in ancestors), tuple(scope for _, scope in top[1:]))
+
+
+def _specific_first(match: tuple[_Mask, Scope]) -> tuple[int, str]:
+    return (-len(match[0]), match[1].scope_id)
 
 
 def resolve_scope(decision: Decision, scopes: Iterable[Scope]) -> ScopeResolution | None:

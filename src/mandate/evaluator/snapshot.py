@@ -1,7 +1,16 @@
 """Loading a policy snapshot: every policy checked against its spec and scope, then compiled and indexed.
 
-A snapshot that breaks any rule is refused as a whole (`SnapshotError`, listing every problem). A loaded snapshot
-indexes its policies by spec and scope, so evaluating a decision touches only the policies that can apply to it.
+Two ways to load, one set of rules:
+
+- `compile_snapshot` is for governance being published (`mandate apply`): a snapshot that breaks any rule is refused
+  as a whole (`SnapshotError`, listing every problem).
+- `load_snapshot` is for governance already stored, which the server must serve whatever it holds (MANDATE.md §3a):
+  problems are contained to the narrowest unit. A policy bound to no spec of the domain can never apply and is
+  reported; a policy bound to a spec but not compilable marks *that spec* broken in the snapshot, so that every
+  evaluation of it is an evaluation error and the spec's failure mode decides, while other specs are unaffected.
+
+A loaded snapshot indexes its policies by spec and scope, so evaluating a decision touches only the policies that
+can apply to it.
 """
 
 from collections.abc import Iterable, Mapping
@@ -91,6 +100,8 @@ class CompiledSnapshot:
     policies: tuple[Policy, ...]
     index: Mapping[str, tuple[str, Mapping[str, tuple[CompiledPolicy, ...]]]] = field(repr=False)
     """spec_id -> (the spec version the policies were checked against, scope_id -> policies by policy_id)"""
+    broken: Mapping[str, tuple[LoadProblem, ...]] = field(default_factory=dict, repr=False)
+    """spec_id -> the problems of its policies that could not be compiled (`load_snapshot` only)"""
     _merged: dict[tuple[str, tuple[str, ...]], tuple[CompiledPolicy, ...]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -129,12 +140,58 @@ def compile_snapshot(
     specs: Iterable[Spec],
     scopes: Iterable[Scope],
 ) -> CompiledSnapshot:
-    """Check and compile the policies of one snapshot of (`organization_id`, `domain`).
+    """Check and compile the policies of one snapshot of (`organization_id`, `domain`), all or nothing.
 
     `specs` are the spec versions the policies are checked against (one per spec_id: the active ones), `scopes` the
     registered scopes. Raises `SnapshotError` listing every problem when any policy breaks a rule.
     """
-    policies = tuple(policies)
+    loaded = _load(snapshot_id, version, organization_id, domain, tuple(policies), specs, scopes, ())
+    if loaded.problems:
+        raise SnapshotError(f"snapshot {snapshot_id} (version {version})", loaded.problems)
+    return loaded.snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSnapshot:
+    """A stored snapshot as `load_snapshot` read it: what can be evaluated, and every problem found.
+
+    `snapshot.broken` names the specs whose policies are not all sound (their evaluations fail over to the spec's
+    failure mode); `ignored` lists the policies that can never apply (bound to no spec of the domain).
+    """
+
+    snapshot: CompiledSnapshot
+    problems: tuple[LoadProblem, ...]  # every problem, in policy order
+    ignored: tuple[LoadProblem, ...]  # problems of policies bound to no spec of the domain
+
+
+def load_snapshot(
+    snapshot_id: str,
+    version: int,
+    organization_id: str,
+    domain: str,
+    policies: Iterable[Policy],
+    specs: Iterable[Spec],
+    scopes: Iterable[Scope],
+    unreadable: Iterable[tuple[str | None, LoadProblem]] = (),
+) -> LoadedSnapshot:
+    """Load a stored snapshot, containing each problem to the narrowest unit (MANDATE.md §3a); never raises.
+
+    Arguments as for `compile_snapshot`; `unreadable` lists the policy records the caller could not even read, each
+    with the spec_id it names (None when it names none), so that they break their spec like any unsound policy.
+    """
+    return _load(snapshot_id, version, organization_id, domain, tuple(policies), specs, scopes, tuple(unreadable))
+
+
+def _load(
+    snapshot_id: str,
+    version: int,
+    organization_id: str,
+    domain: str,
+    policies: tuple[Policy, ...],
+    specs: Iterable[Spec],
+    scopes: Iterable[Scope],
+    unreadable: tuple[tuple[str | None, LoadProblem], ...],
+) -> LoadedSnapshot:
     problems: list[LoadProblem] = []
     spec_by_id: dict[str, Spec] = {}
     for spec in specs:
@@ -152,6 +209,16 @@ def compile_snapshot(
     scope_by_id = {scope.scope_id: scope for scope in scopes}
     home = (organization_id, domain)
 
+    broken: dict[str, list[LoadProblem]] = {}
+    ignored: list[LoadProblem] = []
+
+    def contain(spec_id: str | None, found: list[LoadProblem]) -> None:
+        problems.extend(found)
+        if spec_id is not None and spec_id in spec_by_id:
+            broken.setdefault(spec_id, []).extend(found)
+        else:
+            ignored.extend(found)
+
     compiled: list[CompiledPolicy] = []
     seen: set[str] = set()
     for policy in policies:
@@ -167,11 +234,12 @@ def compile_snapshot(
                 ),
             )
         seen.add(policy.policy_id)
-        problems.extend(found)
-        if not found:
+        if found:
+            contain(policy.spec_id, found)
+        else:
             compiled.append(_compile(policy, spec_by_id[policy.spec_id]))
-    if problems:
-        raise SnapshotError(f"snapshot {snapshot_id} (version {version})", problems)
+    for spec_id, problem in unreadable:
+        contain(spec_id, [problem])
 
     grouped: dict[str, dict[str, list[CompiledPolicy]]] = {}
     for compiled_policy in sorted(compiled, key=_POLICY_ID):
@@ -181,7 +249,16 @@ def compile_snapshot(
         spec_id: (spec_by_id[spec_id].version, {scope_id: tuple(group) for scope_id, group in by_scope.items()})
         for spec_id, by_scope in grouped.items()
     }
-    return CompiledSnapshot(snapshot_id, version, organization_id, domain, policies, index)
+    snapshot = CompiledSnapshot(
+        snapshot_id,
+        version,
+        organization_id,
+        domain,
+        policies,
+        index,
+        {spec_id: tuple(found) for spec_id, found in broken.items()},
+    )
+    return LoadedSnapshot(snapshot, tuple(problems), tuple(ignored))
 
 
 def _policy_problems(

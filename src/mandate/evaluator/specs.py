@@ -59,6 +59,13 @@ def spec_problems(spec: Spec) -> list[LoadProblem]:
             "failure_mode_not_allowed",
             f"failure mode {enforcement.failure_mode} would grant on error; use OBSERVE, PAUSE or BLOCK",
         )
+    elif enforcement.failure_mode not in spec.allowed_verdicts:
+        add(
+            "enforcement.failure_mode",
+            "failure_mode_not_among_allowed",
+            f"failure mode {enforcement.failure_mode} is not among the allowed verdicts ({allowed});"
+            " allow it or declare another failure mode",
+        )
     timeout = enforcement.resolution_timeout_minutes
     if timeout is not None and timeout < 1:
         add(
