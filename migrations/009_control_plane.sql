@@ -2,9 +2,14 @@
 --
 -- What and why:
 -- * A decision passes through stages (proposed → pre_commit → executed) under one decision_id, and ingestion is
---   idempotent on (decision_id, stage): decision_events is keyed by (decision_id, stage), and verdicts and timeline
---   entries reference that pair. verdict_events.stage is NULL on rows written before 009 (each of those decisions
---   had exactly one stage); those rows are immutable and were verified by 008. The foreign keys keep their names.
+--   idempotent on (decision_id, stage): decision_events is keyed by (decision_id, stage), and verdicts reference
+--   that pair. verdict_events.stage is NULL on rows written before 009 (each of those decisions had exactly one
+--   stage); those rows are immutable and were verified by 008. The foreign keys keep their names.
+-- * Edited once after release (see docs/migrations.md, "Migration 009 was edited once"): as released, 009 also keyed
+--   the timeline to (decision_id, stage), which rejects the original server's outcome reports (stage `executed` on a
+--   decision stored only at `pre_commit`) and so could never apply to a database holding them. That one foreign key
+--   moved to 010, which keys the timeline to the stage each entry belongs to. The runner accepts the released file's
+--   checksum for databases that applied it; 010 brings both kinds of database to the same schema.
 -- * decision_events.request_hash (SHA-256 of the canonical request) tells a re-send (same hash: return the stored
 --   verdict) from a conflicting one (409). NULL on older rows.
 -- * verdict_events stores the evaluator's structured explanation, its one-line summary, the snapshot version and
@@ -42,8 +47,7 @@ ALTER TABLE mandate.verdict_events ADD CONSTRAINT verdict_events_decision_id_fke
 -- One verdict per decision stage (from 009 on; older rows have stage NULL and one verdict per decision).
 CREATE UNIQUE INDEX idx_verdict_events_decision_stage ON mandate.verdict_events (decision_id, stage)
     WHERE stage IS NOT NULL;
-ALTER TABLE mandate.audit_timeline_entries ADD CONSTRAINT audit_timeline_entries_decision_id_fkey
-    FOREIGN KEY (decision_id, stage) REFERENCES mandate.decision_events (decision_id, stage);
+-- The timeline's foreign key to decision_events is re-created by 010, on the decision stage each entry belongs to.
 
 -- Read paths: newest first within a domain, keyset-paginated.
 CREATE INDEX idx_decision_events_org_domain_ts

@@ -30,6 +30,9 @@ VERDICT_OF_DECISION = sql.SQL(
 )
 
 
+CURSOR_STAGES = (None, "proposed", "pre_commit", "executed")  # what a page's last row can hold (mandate.stage)
+
+
 class BadCursor(ValueError):
     """A pagination cursor that this server did not produce."""
 
@@ -51,7 +54,10 @@ class Cursor:
         try:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             ts, key, stage = orjson.loads(raw)
-            return cls(datetime.fromisoformat(ts), UUID(key), stage)
+            moment = datetime.fromisoformat(ts)
+            if moment.tzinfo is None or stage not in CURSOR_STAGES:
+                raise ValueError("not a cursor of ours")
+            return cls(moment, UUID(key), stage)
         except (binascii.Error, ValueError, TypeError, orjson.JSONDecodeError) as exc:
             raise BadCursor("cursor is not one this server produced; start again without it") from exc
 
@@ -172,7 +178,8 @@ async def get_verdicts(conn: AsyncConnection[dict[str, Any]], decision_id: UUID)
 
 async def get_timeline(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
     cur = await conn.execute(
-        """SELECT entry_id, decision_id, stage::text AS stage, intent, actor, target, summary, details, severity,
+        """SELECT entry_id, decision_id, stage::text AS stage, coalesce(decision_stage, stage)::text AS decision_stage,
+                  intent, actor, target, summary, details, severity,
                   event_source::text AS event_source, authority_level::text AS authority_level, organization_id,
                   domain, spec_id, spec_version, "timestamp", created_at
            FROM mandate.audit_timeline_entries WHERE decision_id = %s ORDER BY "timestamp", created_at, entry_id""",

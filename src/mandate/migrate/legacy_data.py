@@ -26,7 +26,7 @@ after; this needs a superuser (or a role granted SET on that parameter).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,20 +40,26 @@ __all__ = [
     "CONFIG_MANAGEMENT_DOMAIN_ID",
     "CONFIG_MANAGEMENT_SCOPE_ID",
     "CONFIG_WRITER_SCOPE_ID",
+    "CORPUS_MESSES",
     "DB_ADMIN_SCOPE_ID",
     "EXAMPLE_ORG_ID",
+    "PLACEHOLDER_OWNING_TEAM",
     "SAMPLE_SNAPSHOT_ID",
     "GeneratedCounts",
     "add_colliding_domain_names",
     "add_colliding_scopes",
     "add_non_slug_domains",
+    "add_original_server_history",
     "add_orphaned_domain_refs",
+    "add_outcome_reports",
     "add_scope_domain_mismatch",
     "add_scopes_without_owner",
     "add_unattributed_rows",
     "add_verdicts_missing_decision",
     "add_verdicts_missing_scope",
     "add_verdicts_without_scope_attribution",
+    "build_corpus",
+    "corpus_remedies",
     "generate_events",
     "insert_sample_governance",
 ]
@@ -1221,3 +1227,293 @@ def add_verdicts_missing_decision(conn: Connection) -> RowCounts:
                 owning_team="travel-team",
             )
     return {"organizations": 1, "domains": 1, "policy_snapshots": 1, "scopes": 1, "verdict_events": 1}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What the original server itself wrote (LEGACY-SCHEMA.md, "What the original server itself wrote")
+# ---------------------------------------------------------------------------------------------------------------
+
+#: The owning team the original code wrote into verdicts when it could not resolve one.
+PLACEHOLDER_OWNING_TEAM = "TODO_RESOLVE_OWNING_TEAM"
+
+_INSERT_OUTCOME_REPORTS = """
+INSERT INTO mandate.audit_timeline_entries (
+    entry_id, decision_id, intent, stage, actor, target, summary, details, severity, event_source,
+    authority_level, timestamp, created_at, organization_id, domain_id, spec_id, spec_version
+)
+SELECT md5('legacy-outcome/' || d.decision_id::text)::uuid,
+       d.decision_id,
+       'outcome',
+       'executed',
+       d.actor,
+       d.target,
+       'Outcome reported: executed',
+       jsonb_build_object('outcome', 'executed', 'execution_success', true, 'reported_by', d.actor),
+       'info',
+       'agent',
+       'agent',
+       d."timestamp" + INTERVAL '2 seconds',
+       d."timestamp" + INTERVAL '2 seconds',
+       d.organization_id,
+       d.domain_id,
+       d.spec_id,
+       d.spec_version
+FROM mandate.decision_events d
+WHERE d.stage = 'pre_commit'
+  AND NOT EXISTS (SELECT 1 FROM mandate.audit_timeline_entries t
+                  WHERE t.decision_id = d.decision_id AND t.stage = 'executed')
+"""
+
+
+def add_outcome_reports(conn: Connection) -> RowCounts:
+    """The original server's outcome reports: for every decision stored at ``pre_commit`` (and not yet reported),
+    one timeline entry with intent ``outcome``, stage ``executed``, event_source and authority_level ``agent`` —
+    what its ``POST /api/v1/decisions/:id/outcome`` appended after every verdict. Call it after the decisions are
+    written; it is set-based, so it costs one statement whatever the volume."""
+    with conn.cursor() as cur:
+        cur.execute(_INSERT_OUTCOME_REPORTS)
+        inserted = cur.rowcount
+    return {"audit_timeline_entries": inserted}
+
+
+def add_original_server_history(conn: Connection) -> RowCounts:
+    """A domain as the original server filled it, in an organization of its own (domain ``support``).
+
+    - one spec (``chat.reply`` at ``pre_commit``) and one registered scope with an owning team;
+    - two scopes created on the fly when decisions named an unseen service/environment: no owning team, no
+      description, no contact, no agent;
+    - policy snapshot version 1, written before specs existed: policies without ``spec_id``, one of them also
+      without ``scope_id``; version 2 (the active one): policies bound to the spec, one on the registered scope
+      and one on an on-the-fly scope;
+    - four decisions at ``pre_commit`` with NULL ``spec_id``/``spec_version``, each with a verdict whose
+      ``spec_version`` is NULL and whose ``owning_team`` is the placeholder ``TODO_RESOLVE_OWNING_TEAM`` (scope:
+      an on-the-fly scope), a "received" timeline entry and an outcome report (stage ``executed``).
+    """
+    key = "messy-original-server"
+    spec_id = "spec-support-chat-reply-v1"
+    with conn.cursor() as cur:
+        organization_id = _insert_organization(cur, key)
+        domain_id = _insert_domain(cur, key, organization_id, "support")
+        cur.execute(
+            """
+            INSERT INTO mandate.mandate_specs (
+                spec_id, version, organization_id, domain, intent, stage, allowed_verdicts, signals, enforcement,
+                status, created_at
+            )
+            VALUES (%s, '1', %s, 'support', 'chat.reply', 'pre_commit', '{ALLOW,PAUSE,BLOCK,OBSERVE}',
+                    %s, '{}', 'active', '2024-05-01T00:00:00+00:00')
+            """,
+            (
+                spec_id,
+                organization_id,
+                Jsonb([_signal("risk_level", "enum", required=True, values=("low", "medium", "high", "critical"))]),
+            ),
+        )
+        registered = _insert_scope(
+            cur,
+            f"{key}/registered",
+            organization_id=organization_id,
+            domain_id=domain_id,
+            scope_domain="support",
+            service="chatbot",
+            agent="reply-bot",
+            owning_team="support-team",
+        )
+        on_the_fly = [
+            _insert_scope(
+                cur,
+                f"{key}/on-the-fly/{service}",
+                organization_id=organization_id,
+                domain_id=domain_id,
+                scope_domain="support",
+                service=service,
+                agent=None,
+                environment=environment,
+                owning_team=None,
+            )
+            for service, environment in (("chatbot", "staging"), ("mailer", "production"))
+        ]
+
+        def policy(pid: str, scope_id: uuid.UUID | None, *, spec: str | None, verdict: str) -> dict[str, Any]:
+            p: dict[str, Any] = {
+                "id": pid,
+                "name": pid.replace("-", " "),
+                "description": f"{verdict} critical replies",
+                "scope": {"domain": "support", "service": "chatbot"},
+                "conditions": [_condition("risk_level", "==", "critical")],
+                "verdict": verdict,
+            }
+            if spec is not None:
+                p["spec_id"] = spec
+            if scope_id is not None:
+                p["scope_id"] = str(scope_id)
+            return p
+
+        snapshots = (
+            (
+                1,
+                "2024-03-01T00:00:00+00:00",
+                [
+                    policy("pol-support-prespec-block", registered, spec=None, verdict="BLOCK"),
+                    policy("pol-support-prespec-unscoped", None, spec=None, verdict="PAUSE"),
+                ],
+            ),
+            (
+                2,
+                "2024-09-01T00:00:00+00:00",
+                [
+                    policy("pol-support-block-critical", registered, spec=spec_id, verdict="BLOCK"),
+                    policy("pol-support-pause-staging", on_the_fly[0], spec=spec_id, verdict="PAUSE"),
+                ],
+            ),
+        )
+        snapshot_ids = []
+        for version, created_at, policies in snapshots:
+            snapshot_id = _messy_id(f"{key}/snapshot/{version}")
+            snapshot_ids.append(snapshot_id)
+            cur.execute(
+                """
+                INSERT INTO mandate.policy_snapshots (snapshot_id, version, policies, created_at, organization_id,
+                                                      domain_id)
+                VALUES (%s, %s, %s, %s, %s, %s)
+                """,
+                (snapshot_id, version, Jsonb(policies), created_at, organization_id, domain_id),
+            )
+        for n in range(1, 5):
+            row_key = f"{key}/{n}"
+            decision_id = _messy_id(f"{row_key}/decision")
+            at = f"2024-10-0{n}T09:00:00+00:00"
+            cur.execute(
+                """
+                INSERT INTO mandate.decision_events (
+                    decision_id, intent, stage, actor, target, context, scope, timestamp, organization_id, domain_id
+                )
+                VALUES (%s, 'chat.reply', 'pre_commit', 'reply-bot', %s, %s, %s, %s, %s, %s)
+                """,
+                (
+                    decision_id,
+                    f"ticket/{1000 + n}",
+                    Jsonb({"risk_level": "low" if n % 2 else "critical"}),
+                    Jsonb({"domain_name": "support", "service": "chatbot", "environment": "staging"}),
+                    at,
+                    organization_id,
+                    domain_id,
+                ),
+            )
+            cur.execute(
+                """
+                INSERT INTO mandate.verdict_events (
+                    verdict_id, decision_id, snapshot_id, verdict, matched_policy_ids, timestamp, organization_id,
+                    domain_id, spec_id, spec_version, scope_id, domain, owning_team
+                )
+                VALUES (%s, %s, %s, %s, %s, %s::timestamptz + INTERVAL '1 second', %s, %s, %s, NULL, %s, 'support',
+                        %s)
+                """,
+                (
+                    _messy_id(f"{row_key}/verdict"),
+                    decision_id,
+                    snapshot_ids[-1],
+                    "ALLOW" if n % 2 else "PAUSE",
+                    [] if n % 2 else ["pol-support-pause-staging"],
+                    at,
+                    organization_id,
+                    domain_id,
+                    spec_id,
+                    on_the_fly[0],
+                    PLACEHOLDER_OWNING_TEAM,
+                ),
+            )
+            for stage, intent, summary, source, offset in (
+                ("pre_commit", "chat.reply", "Decision received: chat.reply", "agent", "0 seconds"),
+                ("executed", "outcome", "Outcome reported: executed", "agent", "2 seconds"),
+            ):
+                cur.execute(
+                    """
+                    INSERT INTO mandate.audit_timeline_entries (
+                        entry_id, decision_id, intent, stage, actor, target, summary, details, severity,
+                        event_source, authority_level, timestamp, organization_id, domain_id
+                    )
+                    VALUES (%s, %s, %s, %s, 'reply-bot', %s, %s, %s, 'info', %s, %s,
+                            %s::timestamptz + %s::interval, %s, %s)
+                    """,
+                    (
+                        _messy_id(f"{row_key}/timeline/{stage}"),
+                        decision_id,
+                        intent,
+                        stage,
+                        f"ticket/{1000 + n}",
+                        summary,
+                        Jsonb({"scope_id": str(on_the_fly[0])} if stage == "pre_commit" else {"outcome": "executed"}),
+                        source,
+                        source,
+                        at,
+                        offset,
+                        organization_id,
+                        domain_id,
+                    ),
+                )
+    return {
+        "organizations": 1,
+        "domains": 1,
+        "mandate_specs": 1,
+        "scopes": 3,
+        "policy_snapshots": 2,
+        "decision_events": 4,
+        "verdict_events": 4,
+        "audit_timeline_entries": 8,
+    }
+
+
+#: The messes of :func:`build_corpus`: 008 migrates them once the operator gives the remedies of
+#: :func:`corpus_remedies` (those it must refuse — orphaned references, verdicts without their scope or decision —
+#: are tested on their own).
+_CORPUS_STEPS: tuple[Callable[[Connection], RowCounts], ...] = (
+    add_original_server_history,
+    add_unattributed_rows,
+    add_verdicts_without_scope_attribution,
+    add_non_slug_domains,
+    add_colliding_domain_names,
+    add_scopes_without_owner,
+    add_scope_domain_mismatch,
+)
+CORPUS_MESSES = tuple(step.__name__ for step in _CORPUS_STEPS)
+
+
+def corpus_remedies() -> dict[str, Any]:
+    """The remedies a corpus of :func:`build_corpus` needs, as `mandate migrate run 008` options (name → values):
+    where unattributed history goes, and slugs for the non-slug and colliding domain names."""
+    colliding_org = _messy_id("messy-colliding-domains/organization")
+    return {
+        "unattributed_to": f"{EXAMPLE_ORG_ID}/unattributed",
+        "domain_slug": [
+            "Customer Support=customer-support",
+            "Finance=finance",
+            f"{colliding_org}:Customer Support=customer-support-legacy",
+        ],
+    }
+
+
+def build_corpus(conn: Connection, *, decisions: int, seed: int = 0) -> dict[str, int]:
+    """A legacy database with every shape of LEGACY-SCHEMA.md: the original sample governance, ``decisions``
+    generated decisions over three organizations whose domains share names, the original server's own history
+    (NULL spec attribution, placeholder owning teams, on-the-fly scopes, spec-less policies), the messes of
+    :data:`CORPUS_MESSES`, and an outcome report for every ``pre_commit`` decision. Returns rows per table."""
+    insert_sample_governance(conn)
+    generate_events(conn, decisions=decisions, organizations=3, domains_per_org=3, scopes_per_domain=6, seed=seed)
+    for step in _CORPUS_STEPS:
+        step(conn)
+    add_outcome_reports(conn)
+    counts = {}
+    for table in (
+        "organizations",
+        "domains",
+        "scopes",
+        "policy_snapshots",
+        "mandate_specs",
+        "decision_events",
+        "verdict_events",
+        "audit_timeline_entries",
+    ):
+        row = conn.execute(sql.SQL("SELECT count(*) FROM mandate.{}").format(sql.Identifier(table))).fetchone()
+        counts[table] = int(row[0]) if row else 0
+    return counts

@@ -32,6 +32,15 @@ TOOL = f"mandate {mandate.__version__}"
 #: drops: they are not part of the schema, so a legacy database holding them is still recognised as legacy.
 OPERATOR_TABLES = frozenset({"migration_008_domain_slugs", "migration_008_scope_ids", "migration_008_unattributed"})
 
+#: Checksums of earlier releases of a migration file that the runner still accepts as "this file, applied".
+#: 009 as first released also keyed the timeline to (decision_id, stage), which rejects the original server's outcome
+#: reports, so it could never apply to a database holding them; that foreign key moved to 010 (docs/migrations.md,
+#: "Migration 009 was edited once"). Databases that applied the released file are not "changed": 010 brings them to
+#: the same schema as the edited file does.
+EARLIER_CHECKSUMS: Mapping[int, frozenset[str]] = {
+    9: frozenset({"47d4520f6b6777bca7a858913267b67ecab78484ace771eba3ed02458a257e6f"}),
+}
+
 MIGRATION_LOG_DDL = """
 CREATE SCHEMA IF NOT EXISTS mandate;
 CREATE TABLE IF NOT EXISTS mandate.migration_log (
@@ -146,7 +155,8 @@ def status(conn: psycopg.Connection[Any], files: list[MigrationFile] | None = No
         if f is None:
             result.unknown.append(a)
         elif a.checksum is not None and a.checksum != f.checksum:
-            result.changed.append((a, f))
+            if a.checksum not in EARLIER_CHECKSUMS.get(a.version, frozenset()):
+                result.changed.append((a, f))
     return result
 
 
