@@ -361,7 +361,13 @@ def migrate_smoke(
     cfg = settings()
     url = database_url(cfg)
     with connect(url, application="mandate migrate smoke 008") as conn:
+        pending = [f.label for f in runner.status(conn).pending]
         target = smoke.pick_target(conn)
+    if pending and not api_url:
+        raise CheckFailed(
+            f"not applicable yet: Mandate's API needs {', '.join(pending)} on this database; "
+            "run `mandate migrate up`, then this command again"
+        )
     if api_url:
         smoke.wait_healthy(api_url.rstrip("/"), wait)
         result = smoke.run(api_url.rstrip("/"), target)

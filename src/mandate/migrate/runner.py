@@ -154,9 +154,8 @@ def status(conn: psycopg.Connection[Any], files: list[MigrationFile] | None = No
         f = by_version.get(a.version)
         if f is None:
             result.unknown.append(a)
-        elif a.checksum is not None and a.checksum != f.checksum:
-            if a.checksum not in EARLIER_CHECKSUMS.get(a.version, frozenset()):
-                result.changed.append((a, f))
+        elif a.checksum not in (None, f.checksum, *EARLIER_CHECKSUMS.get(a.version, ())):
+            result.changed.append((a, f))
     return result
 
 
