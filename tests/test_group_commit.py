@@ -16,6 +16,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mandate.db.connect import use_fast_json
+from mandate.errors import DatabaseUnavailable
 from mandate.governance import cache
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
@@ -31,14 +32,9 @@ async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def _pool(url: str, **options: Any) -> AsyncConnectionPool[Any]:
+    options = {"min_size": 1, "max_size": 4, **options}
     return AsyncConnectionPool(
-        url,
-        min_size=1,
-        max_size=4,
-        open=False,
-        kwargs={"autocommit": True, "row_factory": dict_row},
-        configure=_configure,
-        **options,
+        url, open=False, kwargs={"autocommit": True, "row_factory": dict_row}, configure=_configure, **options
     )
 
 
@@ -184,3 +180,64 @@ def test_group_commit_refuses_nonsense_sizes(demo_url: str) -> None:
     for options in ({"max_batch": 0}, {"max_writers": 0}):
         with pytest.raises(ValueError, match="at least 1"):
             GroupCommit(pool, **options)
+    with pytest.raises(ValueError, match="positive"):
+        GroupCommit(pool, answer_timeout=0)
+
+
+def _poison(governance: cache.Governance) -> Prepared:
+    """A decision whose target passes no validation we have but exceeds PostgreSQL's btree row limit
+    (ProgramLimitExceeded, SQLSTATE 54000, an OperationalError subclass): 3,000 distinct 4-byte characters."""
+    good = _prepared(governance, flat(*CRITICAL_DROP))
+    target = "".join(chr(0x1F000 + i % 3000) for i in range(3000))
+    return Prepared(good.req, {**good.params, "target": target}, good.verdict_id, good.explanation, "")
+
+
+def test_a_row_too_large_for_an_index_fails_alone_not_its_batch(demo_url: str) -> None:
+    async def test() -> list[Any]:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+            writer = GroupCommit(pool, max_batch=32, max_writers=1)
+            prepared = [_prepared(governance, flat(*CRITICAL_DROP)) for _ in range(31)]
+            prepared.insert(7, _poison(governance))
+            return list(await asyncio.gather(*(writer.ingest(p) for p in prepared), return_exceptions=True))
+
+    results = run(test)
+    assert isinstance(results[7], psycopg.errors.ProgramLimitExceeded) and results[7].sqlstate == "54000"
+    assert all(isinstance(r, IngestResult) and r.created for i, r in enumerate(results) if i != 7)
+    assert _stored(demo_url) == 31
+    assert _incomplete(demo_url) == 0
+
+
+def test_a_decision_sent_right_after_another_never_waits_forever(demo_url: str) -> None:
+    """The writer that found the queue empty gives its place back in that same step: a decision queued just
+    after (here: by the caller the writer has just answered) always starts a writer of its own."""
+
+    async def test() -> int:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+            writer = GroupCommit(pool, max_batch=4, max_writers=1, answer_timeout=5)
+            async with asyncio.timeout(20):
+                for _ in range(20):
+                    await writer.ingest(_prepared(governance, flat(*CRITICAL_DROP)))
+            return writer.stats.decisions
+
+    assert run(test) == 20
+    assert _stored(demo_url) == 20
+
+
+def test_a_caller_waits_at_most_the_answer_timeout(demo_url: str) -> None:
+    async def test() -> tuple[BaseException | None, float]:
+        async with _open(demo_url, max_size=1) as pool:
+            governance = await _governance(pool)
+            writer = GroupCommit(pool, max_batch=4, max_writers=1, answer_timeout=0.5)
+            async with pool.connection():  # the only connection is busy: the writer waits for it
+                started = asyncio.get_running_loop().time()
+                try:
+                    await writer.ingest(_prepared(governance, flat(*CRITICAL_DROP)))
+                except DatabaseUnavailable as exc:
+                    return exc, asyncio.get_running_loop().time() - started
+            return None, 0.0
+
+    error, waited = run(test)
+    assert isinstance(error, DatabaseUnavailable) and "same decision_id" in str(error)
+    assert 0.4 < waited < 2.0

@@ -9,9 +9,16 @@ No waiting is added: a decision that arrives while no write is running is writte
 are running (at most `max_writers`, each on its own pooled connection), arriving decisions queue, and the next
 free writer takes up to `max_batch` of them. So batches form only under load, and grow with it.
 
-When a batch's transaction fails because of one of its statements, the batch is retried one decision per
-transaction, so that one bad decision fails alone; when the database itself is unreachable, every decision of the
-batch fails with that error at once.
+When a batch's transaction fails because of one of its statements (any error with a SQLSTATE outside the
+connection classes: a value PostgreSQL refuses, an index row too large — `ProgramLimitExceeded` is an
+`OperationalError` but says nothing about the connection), the batch is retried one decision per transaction, so
+that one bad decision fails alone; when the database itself is unreachable (no SQLSTATE, or class 08 or 57P),
+every decision of the batch fails with that error at once.
+
+No caller waits unboundedly: the writer count is taken back in the same loop step in which a writer finds the
+queue empty (so a decision queued after that always starts a writer), a writer that is cancelled fails the
+decisions it holds, and `ingest` gives up after `answer_timeout` seconds (DatabaseUnavailable; the decision may
+still be stored — a re-send with the same decision_id is answered with it, never stored twice).
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection, errors
+from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from mandate.errors import DatabaseUnavailable
 from mandate.service import INSERT_DECISION, IngestResult, Prepared, existing
 
 Row = dict[str, Any]
@@ -37,68 +45,110 @@ class Stats:
     retried_alone: int = 0
 
 
-_RETRYABLE = (errors.TransactionRollback, errors.DeadlockDetected, errors.SerializationFailure)
-
-
 def _connection_lost(exc: BaseException) -> bool:
-    """An error about the connection or the server rather than about one statement (retrying alone won't help)."""
-    if isinstance(exc, _RETRYABLE):  # two batches locking the same keys in turn: alone, each will pass
+    """An error about the connection or the server rather than about one statement (retrying alone won't help).
+    Decided by SQLSTATE, never by exception class alone."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.Error):
         return False
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | PoolTimeout)
+    state = exc.sqlstate
+    if state is None:  # the server never answered this statement
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    return state.startswith(("08", "57P"))
+
+
+Waiting = tuple[Prepared, "asyncio.Future[Row]"]
 
 
 class GroupCommit:
     def __init__(
-        self, pool: AsyncConnectionPool[AsyncConnection[Row]], *, max_batch: int = 32, max_writers: int = 4
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Row]],
+        *,
+        max_batch: int = 32,
+        max_writers: int = 4,
+        answer_timeout: float = 30.0,
     ) -> None:
         if max_batch < 1 or max_writers < 1:
             raise ValueError("max_batch and max_writers must be at least 1")
+        if answer_timeout <= 0:
+            raise ValueError("answer_timeout must be positive")
         self.pool = pool
         self.max_batch = max_batch
         self.max_writers = max_writers
+        self.answer_timeout = answer_timeout
         self.stats = Stats()
-        self._waiting: list[tuple[Prepared, asyncio.Future[Row]]] = []
-        self._writers: set[asyncio.Task[None]] = set()
+        self._waiting: list[Waiting] = []
+        self._active = 0  # writers that have not yet found the queue empty
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references to the running writer tasks
 
     async def ingest(self, prepared: Prepared) -> IngestResult:
         """Store `prepared` (in a batch when others are waiting too) and answer it once its transaction committed."""
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         self._waiting.append((prepared, future))
-        if len(self._writers) < self.max_writers:
+        if self._active < self.max_writers:
+            self._active += 1
             task = asyncio.create_task(self._write_waiting(), name="group-commit writer")
-            self._writers.add(task)
-            task.add_done_callback(self._writers.discard)
-        row = await future
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        try:
+            async with asyncio.timeout(self.answer_timeout):
+                row = await asyncio.shield(future)
+        except TimeoutError:
+            raise DatabaseUnavailable(
+                f"the database did not store this decision within {self.answer_timeout:g} s; send it again with the "
+                "same decision_id (it is stored at most once)"
+            ) from None
         if row["inserted"]:  # the common case needs no connection
             return prepared.created()
         async with self.pool.connection() as conn:  # a re-send: answer with what is stored
             return await existing(conn, prepared)
 
     async def _write_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-            await self._write(batch)
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+                await self._write(batch)
+        finally:
+            # In the step that found the queue empty (or on the way out after an error): no await in between,
+            # so an `ingest` that runs after this sees the writer gone and starts one.
+            self._active -= 1
 
-    async def _write(self, batch: list[tuple[Prepared, asyncio.Future[Row]]]) -> None:
+    async def _write(self, batch: list[Waiting]) -> None:
         try:
             async with self.pool.connection() as conn:
                 rows = await _insert(conn, [p.params for p, _ in batch])
         except Exception as exc:  # handed to the callers, who raise it
             if len(batch) == 1 or _connection_lost(exc):
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(batch, exc)
                 return
             self.stats.retried_alone += len(batch)
-            for item in batch:  # the transaction is gone: write each alone so that only the bad one fails
-                await self._write([item])
+            for i, item in enumerate(batch):  # the transaction is gone: write each alone so only the bad one fails
+                try:
+                    await self._write([item])
+                except BaseException as cancelled:
+                    _fail(batch[i:], cancelled)
+                    raise
             return
+        except BaseException as exc:  # cancelled (the server stops): nobody may wait for this batch forever
+            _fail(batch, exc)
+            raise
         self.stats.batches += 1
         self.stats.decisions += len(batch)
         self.stats.largest = max(self.stats.largest, len(batch))
         for (_, future), row in zip(batch, rows, strict=True):
             if not future.done():  # the caller may have gone away; its decision is stored all the same
                 future.set_result(row)
+
+
+def _fail(batch: list[Waiting], exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
 
 
 async def _insert(conn: AsyncConnection[Row], params: list[dict[str, Any]]) -> list[Row]:

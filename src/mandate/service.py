@@ -65,6 +65,19 @@ class IngestError(Exception):
         self.body = body or {}
 
 
+ATTRIBUTION_FIELDS = ("decision_id", "organization_id", "domain", "intent", "stage")
+
+
+async def record_rejection(conn: AsyncConnection[Row], exc: IngestError, fields: Mapping[str, str | None]) -> None:
+    """Append an attribution rejection (§3.1) to `mandate.decision_rejections`. `fields` (ATTRIBUTION_FIELDS) are
+    what the client sent, rendered safe to store: no NUL, no lone surrogate."""
+    await conn.execute(
+        """INSERT INTO mandate.decision_rejections (reason, problems, decision_id, organization_id, domain, intent,
+                                                    stage) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        [exc.message, Jsonb([p.to_dict() for p in exc.problems]), *(fields.get(name) for name in ATTRIBUTION_FIELDS)],
+    )
+
+
 @dataclass(frozen=True)
 class DecisionRequest:
     """A decision event as sent by an agent (upstream-compatible flat body), already shape-checked."""

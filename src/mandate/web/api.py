@@ -7,15 +7,13 @@ When exactly one organization exists it is the default; otherwise `organization_
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request
-from psycopg.types.json import Jsonb
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 import mandate
 from mandate import service
@@ -23,10 +21,13 @@ from mandate.db import decisions as q
 from mandate.db import governance as gq
 from mandate.migrate.files import head_version
 from mandate.service import DecisionRequest, IngestError, Problem
-from mandate.web.errors import ApiError, JSONResponse
+from mandate.web import doc
+from mandate.web.errors import DECISION_PATHS, ApiError, JSONResponse, reject_attribution
+from mandate.web.inputs import Timestamp, bounded, check_parameters, require_json, storable
 from mandate.web.state import ServerState
 
-router = APIRouter()
+router = APIRouter(dependencies=[Depends(check_parameters)])
+JSON_BODY = [Depends(require_json)]
 Row = dict[str, Any]
 Stage = Literal["proposed", "pre_commit", "executed"]
 VerdictName = Literal["ALLOW", "PAUSE", "BLOCK", "OBSERVE"]
@@ -105,26 +106,20 @@ def _domain(domain: str | None, domain_name: str | None) -> str | None:
     return value
 
 
-def _aware(name: str, value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        raise ApiError(
-            422,
-            "invalid_request",
-            f"{name} must include a time zone, e.g. 2026-01-31T12:00:00Z",
-            [Problem(name, "timezone_missing", f"{name} must include a time zone")],
-        )
-    return value
-
-
 # -- health ------------------------------------------------------------------------------------------------------
 
 
-@router.get("/api/health", tags=["health"])
-@router.get("/api/v1/health", include_in_schema=False)
+@router.get("/api/health", tags=["health"], **doc.health)
+@router.get("/api/v1/health", include_in_schema=False, **doc.health)
 async def health(request: Request) -> JSONResponse:
     """Database reachable, schema version, app version. 503 when the database is down or a migration runs."""
     s = state(request)
-    body: Row = {"status": "ok", "version": mandate.__version__, "required_schema_version": head_version()}
+    body: Row = {
+        "status": "ok",
+        "version": mandate.__version__,
+        "required_schema_version": head_version(),
+        "governance_warnings": len(s.governance.warnings),  # rows contained, not fatal: `mandate governance check`
+    }
     try:
         async with s.pool.connection(timeout=3) as conn:
             row = await (await conn.execute("SELECT max(migration_version) AS v FROM mandate.migration_log")).fetchone()
@@ -144,63 +139,47 @@ async def health(request: Request) -> JSONResponse:
 
 class ScopeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    organization_id: str | None = None
-    domain_name: str | None = None
-    domain: str | None = None
-    environment: str | None = Field(None, max_length=200)
-    service: str | None = Field(None, max_length=200)
-    agent: str | None = Field(None, max_length=200)
-    system: str | None = Field(None, max_length=200)
-    tenant: str | None = Field(None, max_length=200)
-
-
-def _finite(value: Any) -> Any:
-    """Refuse NaN and ±Infinity anywhere in a JSON document (JSON has no such numbers and PostgreSQL refuses them),
-    and integers beyond 64 bits (most JSON readers cannot hold them exactly)."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, float) and not math.isfinite(item):
-            raise ValueError("numbers must be finite (NaN and Infinity are not JSON)")
-        if isinstance(item, int) and not -(2**63) <= item < 2**63:
-            raise ValueError("integers must fit in 64 bits (between -2^63 and 2^63-1); send larger ones as strings")
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return value
-
-
-FiniteDocument = Annotated[dict[str, Any], AfterValidator(_finite)]
+    organization_id: Annotated[str | None, bounded(64)] = None
+    domain_name: Annotated[str | None, bounded(200)] = None
+    domain: Annotated[str | None, bounded(200)] = None
+    environment: Annotated[str | None, bounded(200)] = None
+    service: Annotated[str | None, bounded(200)] = None
+    agent: Annotated[str | None, bounded(200)] = None
+    system: Annotated[str | None, bounded(200)] = None
+    tenant: Annotated[str | None, bounded(200)] = None
 
 
 class DecisionBody(BaseModel):
-    """A decision event, in the original project's flat shape (`domain_name`) or with `domain`."""
+    """A decision event, in the original project's flat shape (`domain_name`) or with `domain`. String bounds are
+    in UTF-8 bytes; no string (JSON keys included) may hold NUL or a lone surrogate (`web/inputs.py`)."""
 
     model_config = ConfigDict(extra="forbid")
     decision_id: UUID | None = None
-    organization_id: str | None = Field(None, max_length=64)
-    domain: str | None = Field(None, max_length=200)
-    domain_name: str | None = Field(None, max_length=200)
-    intent: str | None = Field(None, max_length=200)
-    stage: str | None = Field(None, max_length=64)
-    actor: str = Field(..., min_length=1, max_length=512)
-    target: str = Field(..., min_length=1, max_length=2048)
-    context: FiniteDocument = Field(default_factory=dict)
+    organization_id: Annotated[str | None, bounded(64)] = None
+    domain: Annotated[str | None, bounded(200)] = None
+    domain_name: Annotated[str | None, bounded(200)] = None
+    intent: Annotated[str | None, bounded(200)] = None
+    stage: Annotated[str | None, bounded(64)] = None
+    actor: Annotated[str, Field(min_length=1), bounded(512)]
+    target: Annotated[str, Field(min_length=1), bounded(2048)]
+    context: Annotated[dict[str, Any], storable("context")] = Field(default_factory=dict)
     scope: ScopeBody = Field(default_factory=lambda: ScopeBody())
-    timestamp: datetime | None = None
-    unstructured_context: str | None = Field(None, max_length=MAX_UNSTRUCTURED)
+    timestamp: Timestamp | None = Field(
+        None, description="RFC 3339 with an offset; stored in UTC; 1970-01-01 … 9999-12-30 (UTC)"
+    )
+    unstructured_context: Annotated[str | None, bounded(MAX_UNSTRUCTURED)] = None
 
 
 class OutcomeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     stage: Stage | None = None
-    outcome: str = Field("reported", min_length=1, max_length=200)
+    outcome: Annotated[str, Field(min_length=1), bounded(200)] = "reported"
     success: bool | None = None
-    details: FiniteDocument = Field(default_factory=dict)
+    details: Annotated[dict[str, Any], storable("details")] = Field(default_factory=dict)
 
 
 def to_request(body: DecisionBody, received_at: datetime) -> DecisionRequest:
+    """The service's request; IngestError("attribution") when the attribution fields contradict each other."""
     problems: list[Problem] = []
     if body.domain and body.domain_name and body.domain != body.domain_name:
         problems.append(Problem("domain", "conflict", "domain and domain_name disagree"))
@@ -215,10 +194,8 @@ def to_request(body: DecisionBody, received_at: datetime) -> DecisionRequest:
         problems.append(
             Problem("scope.domain_name", "conflict", "scope.domain_name disagrees with the decision's domain")
         )
-    if body.timestamp is not None and body.timestamp.tzinfo is None:
-        problems.append(Problem("timestamp", "timezone_missing", "timestamp must include a time zone (e.g. Z)"))
     if problems:
-        raise ApiError(422, "invalid_request", "the request is invalid; nothing was stored", problems)
+        raise IngestError("attribution", "decision attribution is contradictory; nothing was stored", problems)
     raw = body.model_dump(mode="json")
     return DecisionRequest(
         decision_id=body.decision_id or uuid4(),
@@ -236,45 +213,29 @@ def to_request(body: DecisionBody, received_at: datetime) -> DecisionRequest:
     )
 
 
-@router.post("/api/decisions", tags=["decisions"], status_code=201)
-@router.post("/api/v1/decisions", include_in_schema=False, status_code=201)
+@router.post(DECISION_PATHS[0], tags=["decisions"], status_code=201, dependencies=JSON_BODY, **doc.decision)
+@router.post(DECISION_PATHS[1], include_in_schema=False, status_code=201, dependencies=JSON_BODY, **doc.decision)
 async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
     """Ingest a decision: resolve → validate → evaluate → store decision, verdict and timeline in one transaction.
 
     201 with the verdict and its explanation; 200 with the stored verdict for an identical re-send; 409 when the
-    same (decision_id, stage) was sent with a different body; 422 when attribution is missing/unknown (answered
-    with verdict OBSERVE and recorded in the rejection log) or signals are invalid (nothing stored)."""
+    same (decision_id, stage) was sent with a different body; 422 when attribution is missing, malformed or
+    unknown (answered with verdict OBSERVE and recorded in the rejection log) or the body or its signals are
+    invalid (nothing stored); 400 when the body is not JSON; 413 above 256 KiB; 415 when it is not sent as JSON;
+    503 when the database does not answer in time (send it again: a decision is stored at most once)."""
     _known(request, frozenset())
     s = state(request)
     _not_migrating(s)
-    received_at = datetime.now().astimezone()
-    req = to_request(body, received_at)
+    received_at = datetime.now(UTC)
     try:
+        req = to_request(body, received_at)
         prepared = service.prepare(s.governance, req, received_at=received_at)
         result = await s.writer.ingest(prepared)
     except IngestError as exc:
         if exc.kind == "attribution":
-            await _record_rejection(s, req, exc)
-            exc.body = {"verdict": "OBSERVE", "decision_id": str(req.decision_id)}
+            return await reject_attribution(request, body.model_dump(mode="json"), exc)
         raise
     return JSONResponse(result.body(), status_code=201 if result.created else 200)
-
-
-async def _record_rejection(s: ServerState, req: DecisionRequest, exc: IngestError) -> None:
-    async with s.pool.connection() as conn:
-        await conn.execute(
-            """INSERT INTO mandate.decision_rejections (reason, problems, decision_id, organization_id, domain, intent,
-                                                        stage) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-            [
-                exc.message,
-                Jsonb([p.to_dict() for p in exc.problems]),
-                str(req.decision_id),
-                req.organization_id,
-                req.domain,
-                req.intent,
-                req.stage,
-            ],
-        )
 
 
 def _not_migrating(s: ServerState) -> None:
@@ -283,8 +244,13 @@ def _not_migrating(s: ServerState) -> None:
         raise ApiError(503, "migrating", f"a schema migration is running (pid {pid}, {app}); retry when it is done")
 
 
-@router.post("/api/decisions/{decision_id}/outcome", tags=["decisions"], status_code=201)
-@router.post("/api/v1/decisions/{decision_id}/outcome", include_in_schema=False, status_code=201)
+OUTCOME_PATH = "/api/decisions/{decision_id}/outcome"
+
+
+@router.post(OUTCOME_PATH, tags=["decisions"], status_code=201, dependencies=JSON_BODY, **doc.outcome)
+@router.post(
+    "/api/v1" + OUTCOME_PATH[4:], include_in_schema=False, status_code=201, dependencies=JSON_BODY, **doc.outcome
+)
 async def post_outcome(request: Request, decision_id: UUID, body: OutcomeBody) -> JSONResponse:
     """Record what happened after the verdict (an `outcome reported` timeline entry)."""
     _known(request, frozenset())
@@ -318,8 +284,8 @@ async def list_filter(
     service: Text = None,
     actor: Text = None,
     target: Text = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[Timestamp | None, Query(description="RFC 3339 with an offset")] = None,
+    until: Annotated[Timestamp | None, Query(description="RFC 3339 with an offset")] = None,
 ) -> q.DecisionFilter:
     """The filters shared by the decision and verdict lists (a FastAPI dependency)."""
     _known(request, LIST_PARAMS)
@@ -333,16 +299,16 @@ async def list_filter(
         service=service,
         actor=actor,
         target=target,
-        since=_aware("since", since),
-        until=_aware("until", until),
+        since=since,
+        until=until,
     )
 
 
 ListFilter = Annotated[q.DecisionFilter, Depends(list_filter)]
 
 
-@router.get("/api/decisions", tags=["decisions"])
-@router.get("/api/v1/decisions", include_in_schema=False)
+@router.get("/api/decisions", tags=["decisions"], **doc.page)
+@router.get("/api/v1/decisions", include_in_schema=False, **doc.page)
 async def list_decisions(
     request: Request, f: ListFilter, limit: Limit = 50, cursor: CursorParam = None
 ) -> JSONResponse:
@@ -353,8 +319,8 @@ async def list_decisions(
     return JSONResponse({"items": page.items, "next_cursor": page.next_cursor, "limit": limit})
 
 
-@router.get("/api/verdicts", tags=["verdicts"])
-@router.get("/api/v1/verdicts", include_in_schema=False)
+@router.get("/api/verdicts", tags=["verdicts"], **doc.page)
+@router.get("/api/v1/verdicts", include_in_schema=False, **doc.page)
 async def list_verdicts(request: Request, f: ListFilter, limit: Limit = 50, cursor: CursorParam = None) -> JSONResponse:
     """Verdicts, newest first, with the decision they answer. Same filters as decisions."""
     after = q.Cursor.decode(cursor) if cursor else None
@@ -386,8 +352,8 @@ def _in_scope(request: Request, rows: list[Row], what: str) -> None:
         raise ApiError(404, "not_found", f"{what} does not exist" + (" in that organization or domain" if rows else ""))
 
 
-@router.get("/api/decisions/{decision_id}", tags=["decisions"])
-@router.get("/api/v1/decisions/{decision_id}", include_in_schema=False)
+@router.get("/api/decisions/{decision_id}", tags=["decisions"], **doc.decision_detail)
+@router.get("/api/v1/decisions/{decision_id}", include_in_schema=False, **doc.decision_detail)
 async def get_decision(request: Request, decision_id: UUID) -> JSONResponse:
     """A decision with every stage it went through (each with its verdict summary and context)."""
     _known(request, SCOPED)
@@ -395,8 +361,8 @@ async def get_decision(request: Request, decision_id: UUID) -> JSONResponse:
     return JSONResponse({"decision_id": str(decision_id), "stages": rows, **rows[-1]})
 
 
-@router.get("/api/decisions/{decision_id}/verdict", tags=["decisions"])
-@router.get("/api/v1/decisions/{decision_id}/verdict", include_in_schema=False)
+@router.get("/api/decisions/{decision_id}/verdict", tags=["decisions"], **doc.verdict_detail)
+@router.get("/api/v1/decisions/{decision_id}/verdict", include_in_schema=False, **doc.verdict_detail)
 async def get_verdict(request: Request, decision_id: UUID) -> JSONResponse:
     """The decision's latest verdict with its full structured explanation; `verdicts` lists every stage's."""
     _known(request, SCOPED)
@@ -406,8 +372,8 @@ async def get_verdict(request: Request, decision_id: UUID) -> JSONResponse:
     return JSONResponse({**rows[-1], "verdicts": rows})
 
 
-@router.get("/api/decisions/{decision_id}/timeline", tags=["decisions"])
-@router.get("/api/v1/decisions/{decision_id}/timeline", include_in_schema=False)
+@router.get("/api/decisions/{decision_id}/timeline", tags=["decisions"], **doc.timeline)
+@router.get("/api/v1/decisions/{decision_id}/timeline", include_in_schema=False, **doc.timeline)
 async def get_timeline(request: Request, decision_id: UUID) -> JSONResponse:
     """The append-only story of a decision, in order: received, evaluated, outcomes, failures."""
     _known(request, SCOPED)
@@ -417,8 +383,8 @@ async def get_timeline(request: Request, decision_id: UUID) -> JSONResponse:
     return JSONResponse({"decision_id": str(decision_id), "entries": rows})
 
 
-@router.get("/api/decisions/{decision_id}/replay", tags=["decisions"])
-@router.get("/api/v1/decisions/{decision_id}/replay", include_in_schema=False)
+@router.get("/api/decisions/{decision_id}/replay", tags=["decisions"], **doc.replay)
+@router.get("/api/v1/decisions/{decision_id}/replay", include_in_schema=False, **doc.replay)
 async def replay_decision(request: Request, decision_id: UUID) -> JSONResponse:
     """Re-evaluate a stored decision with its stored spec version, signals and snapshot; report whether the verdict
     and the explanation are identical."""
@@ -430,21 +396,22 @@ async def replay_decision(request: Request, decision_id: UUID) -> JSONResponse:
         {
             "decision_id": str(decision_id),
             "identical": all(r.identical for r in results),
+            "replayable": all(r.replayable for r in results),
             "stages": [r.to_dict() for r in results],
         }
     )
 
 
-@router.get("/api/organizations", tags=["governance"])
-@router.get("/api/v1/organizations", include_in_schema=False)
+@router.get("/api/organizations", tags=["governance"], **doc.items)
+@router.get("/api/v1/organizations", include_in_schema=False, **doc.items)
 async def list_organizations(request: Request) -> JSONResponse:
     _known(request, frozenset())
     async with state(request).pool.connection() as conn:
         return JSONResponse({"items": await gq.list_organizations(conn)})
 
 
-@router.get("/api/domains", tags=["governance"])
-@router.get("/api/v1/domains", include_in_schema=False)
+@router.get("/api/domains", tags=["governance"], **doc.items)
+@router.get("/api/v1/domains", include_in_schema=False, **doc.items)
 async def list_domains(request: Request, organization_id: UUID | None = None) -> JSONResponse:
     """Domains of an organization."""
     _known(request, frozenset({"organization_id"}))
@@ -453,8 +420,8 @@ async def list_domains(request: Request, organization_id: UUID | None = None) ->
         return JSONResponse({"organization_id": str(org), "items": await gq.list_domains(conn, org)})
 
 
-@router.get("/api/scopes", tags=["governance"])
-@router.get("/api/v1/scopes", include_in_schema=False)
+@router.get("/api/scopes", tags=["governance"], **doc.items)
+@router.get("/api/v1/scopes", include_in_schema=False, **doc.items)
 async def list_scopes(
     request: Request, organization_id: UUID | None = None, domain: Text = None, domain_name: Text = None
 ) -> JSONResponse:
@@ -465,8 +432,8 @@ async def list_scopes(
         return JSONResponse({"items": await gq.list_scopes(conn, org, _domain(domain, domain_name))})
 
 
-@router.get("/api/specs", tags=["governance"])
-@router.get("/api/v1/specs", include_in_schema=False)
+@router.get("/api/specs", tags=["governance"], **doc.items)
+@router.get("/api/v1/specs", include_in_schema=False, **doc.items)
 async def list_specs(
     request: Request, organization_id: UUID | None = None, domain: Text = None, domain_name: Text = None
 ) -> JSONResponse:
@@ -477,8 +444,8 @@ async def list_specs(
         return JSONResponse({"items": await gq.list_specs(conn, org, _domain(domain, domain_name))})
 
 
-@router.get("/api/specs/{spec_id}", tags=["governance"])
-@router.get("/api/v1/specs/{spec_id}", include_in_schema=False)
+@router.get("/api/specs/{spec_id}", tags=["governance"], **doc.spec_detail)
+@router.get("/api/v1/specs/{spec_id}", include_in_schema=False, **doc.spec_detail)
 async def get_spec(
     request: Request,
     spec_id: str,
@@ -509,8 +476,8 @@ async def get_spec(
     return JSONResponse({**chosen, "versions": versions, "status_history": history})
 
 
-@router.get("/api/policy-snapshots", tags=["governance"])
-@router.get("/api/v1/policy-snapshots", include_in_schema=False)
+@router.get("/api/policy-snapshots", tags=["governance"], **doc.items)
+@router.get("/api/v1/policy-snapshots", include_in_schema=False, **doc.items)
 async def list_snapshots(
     request: Request, organization_id: UUID | None = None, domain: Text = None, domain_name: Text = None
 ) -> JSONResponse:
@@ -521,8 +488,8 @@ async def list_snapshots(
         return JSONResponse({"items": await gq.list_snapshots(conn, org, _domain(domain, domain_name))})
 
 
-@router.get("/api/policy-snapshots/{snapshot_id}/policies", tags=["governance"])
-@router.get("/api/v1/policy-snapshots/{snapshot_id}/policies", include_in_schema=False)
+@router.get("/api/policy-snapshots/{snapshot_id}/policies", tags=["governance"], **doc.snapshot)
+@router.get("/api/v1/policy-snapshots/{snapshot_id}/policies", include_in_schema=False, **doc.snapshot)
 async def snapshot_policies(request: Request, snapshot_id: UUID) -> JSONResponse:
     """The policies of a snapshot, as stored."""
     _known(request, SCOPED)

@@ -22,7 +22,7 @@ import mandate
 from mandate.db.connect import use_fast_json
 from mandate.group_commit import GroupCommit
 from mandate.web import api, errors, ui
-from mandate.web.errors import JSONResponse, error_body
+from mandate.web.errors import BodyTooLarge, JSONResponse, error_body, printable_text
 from mandate.web.state import ServerState
 
 log = logging.getLogger("mandate.access")
@@ -81,7 +81,11 @@ async def _configure(conn: Any) -> None:
 
 
 class LimitAndLog:
-    """Refuse oversized bodies before they are read (413), and write one structured access-log line per request.
+    """Refuse oversized bodies (413), and write one structured access-log line per request.
+
+    The limit holds while the body is read, whatever `Content-Length` says or whether the body is chunked: a
+    declared length above it is refused before reading; otherwise `receive` counts the bytes and raises
+    `BodyTooLarge` (answered 413, connection closed) as soon as they pass it, so no route ever sees more.
 
     A pure ASGI middleware: Starlette's `@app.middleware("http")` runs every request in an extra task and re-streams
     the response, which cost a third of the server's CPU under load (docs/benchmarks.md).
@@ -97,18 +101,23 @@ class LimitAndLog:
             return
         started = time.perf_counter()
         status = 500
+        limit = self.max_body_bytes
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         try:
-            if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            if length is not None and (not length.isdigit() or int(length) > limit):
                 status = 413
-                response = JSONResponse(
-                    error_body("too_large", f"request body exceeds {self.max_body_bytes} bytes; nothing was stored"),
-                    status_code=413,
-                    # The unread body is still on the wire: close the connection rather than reuse it.
-                    headers={"connection": "close"},
-                )
-                await response(scope, receive, send)
+                await _too_large(limit)(scope, receive, send)
                 return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit:
+                        raise BodyTooLarge(limit)
+                return message
 
             async def send_status(message: Message) -> None:
                 nonlocal status
@@ -116,15 +125,30 @@ class LimitAndLog:
                     status = message["status"]
                 await send(message)
 
-            await self.app(scope, receive, send_status)
+            try:
+                await self.app(scope, limited_receive, send_status)
+            except BodyTooLarge:  # raised where no handler turned it into an answer (a route that streams)
+                if status != 500:
+                    raise
+                status = 413
+                await _too_large(limit)(scope, receive, send)
         finally:
             # Method, route path, status, duration — never bodies, query values or signal values.
             log.info(
                 "request",
                 extra={
                     "method": scope["method"],
-                    "path": scope["path"],
+                    "path": printable_text(scope["path"], 200),
                     "status": status,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 },
             )
+
+
+def _too_large(limit: int) -> JSONResponse:
+    return JSONResponse(
+        error_body("too_large", f"request body exceeds {limit} bytes; nothing was stored"),
+        status_code=413,
+        # The unread body is still on the wire: close the connection rather than reuse it.
+        headers={"connection": "close"},
+    )

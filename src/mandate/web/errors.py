@@ -6,6 +6,7 @@ to do, and names the fields:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -14,10 +15,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from mandate.db.decisions import BadCursor
 from mandate.errors import DatabaseUnavailable
-from mandate.service import IngestError, Problem
+from mandate.service import IngestError, Problem, record_rejection
+
+log = logging.getLogger("mandate.server")
 
 
 class JSONResponse(Response):
@@ -40,9 +44,72 @@ def error_body(code: str, message: str, problems: list[Problem] | None = None, *
     return {"error": {"code": code, "message": message, "problems": [p.to_dict() for p in problems or []], **extra}}
 
 
+def printable_text(value: str, limit: int) -> str:
+    """`value` with NUL and lone surrogates escaped, cut to `limit` characters: safe to store and to log."""
+    safe = value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\u0000")
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
+
+
+def printable(value: Any, limit: int = 200) -> str | None:
+    """A safe rendering of whatever a client sent in a field (a string as is, anything else as JSON-ish text)."""
+    if value is None:
+        return None
+    return printable_text(value if isinstance(value, str) else repr(value), limit)
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     return ".".join(parts) or "body"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """The body grew past the limit while it was read (`app.LimitAndLog`)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds {limit} bytes; nothing was stored")
+
+
+DECISION_PATHS = ("/api/decisions", "/api/v1/decisions")
+_ATTRIBUTION_ROOTS = frozenset({"organization_id", "domain", "domain_name", "intent", "stage", "decision_id"})
+_SCOPE_ATTRIBUTION = frozenset({"organization_id", "domain", "domain_name"})
+
+
+def _is_attribution(field: str) -> bool:
+    head, _, rest = field.partition(".")
+    return head in _ATTRIBUTION_ROOTS or (head == "scope" and rest.split(".")[0] in _SCOPE_ATTRIBUTION)
+
+
+def sqlstate_status(exc: psycopg.Error) -> int:
+    """The HTTP status of a database error, by SQLSTATE class (never by exception class alone):
+
+    22 data exception, 54 program limit exceeded → 422 (this request's data cannot be stored);
+    23 integrity constraint violation → 409; 57014 query canceled, 08 connection exception, 57P operator
+    intervention (shutdown), 53 insufficient resources, 40 transaction rollback → 503 (retry); no SQLSTATE at all
+    (the server never answered: connection lost, pool timeout) → 503; anything else → 500.
+    """
+    state = exc.sqlstate
+    if state is None:
+        return 503 if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) else 500
+    if state.startswith(("22", "54")):
+        return 422
+    if state.startswith("23"):
+        return 409
+    if state == "57014" or state.startswith(("08", "57P", "53", "40")):
+        return 503
+    return 500
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this path (for the `Allow` header of a 405)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 def install(app: FastAPI) -> None:
@@ -51,18 +118,29 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.code, exc.message, exc.problems), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         problems = []
         for e in exc.errors():
             loc = tuple(e.get("loc", ()))
             kind = str(e.get("type", "invalid"))
             message = str(e.get("msg", "invalid value"))
-            if kind == "json_invalid":
-                problems.append(Problem("body", "malformed_json", "the body is not valid JSON"))
-                continue
+            if kind == "json_invalid" or (kind == "missing" and loc == ("body",)):
+                body = error_body(
+                    "malformed_body",
+                    "the body is not valid JSON (or is empty); nothing was stored",
+                    [Problem("body", "malformed_json", "the body is not valid JSON")],
+                )
+                return JSONResponse(body, status_code=400)
             if kind == "extra_forbidden":
                 message = "unknown field"
-            problems.append(Problem(_field(loc), kind, f"{_field(loc)}: {message}"))
+            if kind == "string_unicode":  # pydantic's own refusal of a lone surrogate: one code for one rule
+                kind, message = "surrogate", "must not contain lone surrogates (\\ud800–\\udfff); send valid Unicode"
+            field = _field(loc)
+            problems.append(Problem(printable(field, 120) or "body", kind, printable(f"{field}: {message}", 400) or ""))
+        attribution = any(_is_attribution(p.field) for p in problems)
+        if attribution and request.method == "POST" and request.url.path in DECISION_PATHS:
+            rejected = IngestError("attribution", "decision attribution is missing or malformed", problems)
+            return await reject_attribution(request, exc.body, rejected)
         return JSONResponse(
             error_body("invalid_request", "the request is invalid; nothing was stored", problems), status_code=422
         )
@@ -84,15 +162,56 @@ def install(app: FastAPI) -> None:
     async def db_down(_request: Request, exc: DatabaseUnavailable) -> Response:
         return JSONResponse(error_body("unavailable", str(exc)), status_code=503)
 
-    @app.exception_handler(psycopg.OperationalError)  # lost connection, pool timeout, server shutting down …
-    async def db_error(_request: Request, exc: psycopg.OperationalError) -> Response:
+    @app.exception_handler(psycopg.Error)
+    async def db_error(_request: Request, exc: psycopg.Error) -> Response:
+        status = sqlstate_status(exc)
+        code = exc.sqlstate or "none"
+        if status == 503:
+            message = (
+                f"the database did not answer ({type(exc).__name__}, SQLSTATE {code}); retry later — a decision sent "
+                "again with the same decision_id is stored at most once"
+            )
+            return JSONResponse(error_body("unavailable", message), status_code=503, headers={"retry-after": "1"})
+        if status == 500:
+            log.error("database error", extra={"sqlstate": code, "error": type(exc).__name__})
+            return JSONResponse(error_body("internal", f"database error (SQLSTATE {code})"), status_code=500)
+        kind = {409: "conflict", 422: "unstorable"}[status]
         message = (
-            f"the database did not answer ({type(exc).__name__}); retry later — a decision sent again with the same "
-            "decision_id is stored at most once"
+            f"the database refused this request's data (SQLSTATE {code}, {type(exc).__name__}); nothing was stored"
         )
-        return JSONResponse(error_body("unavailable", message), status_code=503)
+        return JSONResponse(error_body(kind, message), status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {
+            400: "malformed_body",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            415: "unsupported_media_type",
+        }.get(exc.status_code, "http_error")
+        headers = {k.lower(): v for k, v in (exc.headers or {}).items()}
+        if exc.status_code == 405:
+            headers["allow"] = ", ".join(_allowed_methods(request))
+        if exc.status_code == 413:
+            headers["connection"] = "close"  # the rest of the body is still on the wire
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+async def reject_attribution(request: Request, sent: Any, exc: IngestError) -> JSONResponse:
+    """§3.1: malformed or unknown attribution → 422 with verdict OBSERVE, recorded in the rejection log."""
+    body: dict[str, Any] = sent if isinstance(sent, dict) else {}
+    scope: dict[str, Any] = body["scope"] if isinstance(body.get("scope"), dict) else {}
+    fields = {
+        "decision_id": body.get("decision_id"),
+        "organization_id": body.get("organization_id", scope.get("organization_id")),
+        "domain": body.get("domain", body.get("domain_name", scope.get("domain", scope.get("domain_name")))),
+        "intent": body.get("intent"),
+        "stage": body.get("stage"),
+    }
+    async with request.app.state.mandate.pool.connection() as conn:
+        await record_rejection(conn, exc, {k: printable(v) for k, v in fields.items()})
+    answer = error_body(exc.kind, exc.message, exc.problems)
+    answer["verdict"] = "OBSERVE"
+    answer["decision_id"] = printable(fields["decision_id"])
+    return JSONResponse(answer, status_code=422)

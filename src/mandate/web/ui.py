@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import jinja2
 import orjson
 import psycopg
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from markupsafe import Markup, escape
 from psycopg import AsyncConnection
@@ -48,8 +48,9 @@ from mandate.migrate.files import head_version
 from mandate.service import Problem
 from mandate.web.api import state
 from mandate.web.errors import JSONResponse, error_body
+from mandate.web.inputs import EARLIEST, LATEST, check_parameters
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(check_parameters)])
 Row = dict[str, Any]
 Conn = AsyncConnection[Row]
 
@@ -331,7 +332,15 @@ def _time(request: Request, name: str, clock: Clock, problems: Problems) -> date
     except ValueError:
         problems.add(name, f"{name} {text[:64]!r} is not a date and time: use YYYY-MM-DDTHH:MM (in {clock.name})")
         return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=clock.zone)
+    value = value if value.tzinfo is not None else value.replace(tzinfo=clock.zone)
+    try:
+        in_range = EARLIEST <= value.astimezone(UTC) < LATEST
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        problems.add(name, f"{name} must lie between 1970-01-01 and 9999-12-30 (UTC)")
+        return None
+    return value
 
 
 def _form(request: Request, place: Place, clock: Clock, problems: Problems, *, paging: bool = True) -> Form:

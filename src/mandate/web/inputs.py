@@ -1,0 +1,157 @@
+"""What the server accepts: one check for every string that arrives (body, query, path) and for timestamps.
+
+MANDATE.md §3a ("Strings", "Time"); nothing that PostgreSQL cannot store may reach it:
+
+- no NUL (U+0000) anywhere, keys of JSON objects included: PostgreSQL's text and jsonb cannot hold it;
+- no lone surrogates (U+D800–U+DFFF, which JSON's `\\udfff` escapes can produce): UTF-8 cannot encode them;
+- at most the documented number of **bytes** in UTF-8 (a character can take four);
+- JSON documents (`context`, `details`) at most `MAX_DEPTH` levels deep;
+- timestamps are RFC 3339 strings with an offset (never numbers), converted to UTC here, at the edge, and
+  within 1970-01-01T00:00:00Z … 9999-12-30T23:59:59.999999Z.
+
+A body field that breaks a rule fails pydantic validation with the codes below (answered 422 naming the field);
+a query or path parameter fails `check_parameters`, a dependency of every router.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Request
+from pydantic import AfterValidator, BeforeValidator
+from pydantic_core import PydanticCustomError
+
+from mandate.service import Problem
+from mandate.web.errors import ApiError, printable_text
+
+MAX_DEPTH = 32
+MAX_PARAMETER_BYTES = 4096
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, tzinfo=UTC)  # exclusive: 9999-12-30 is the last day accepted
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def text_problem(value: str, max_bytes: int | None = None) -> tuple[str, str] | None:
+    """(code, sentence) when `value` cannot be stored as text, else None."""
+    if "\x00" in value:
+        return "nul_character", "must not contain NUL (\\u0000)"
+    if _SURROGATE.search(value):
+        return "surrogate", "must not contain lone surrogates (\\ud800–\\udfff); send valid Unicode"
+    if max_bytes is not None and len(value) * 4 > max_bytes and len(value.encode()) > max_bytes:
+        return "too_long", f"must be at most {max_bytes} bytes in UTF-8"
+    return None
+
+
+def bounded(max_bytes: int) -> AfterValidator:
+    """Annotate a string field: at most `max_bytes` UTF-8 bytes, without NUL or lone surrogates."""
+
+    def check(value: str | None) -> str | None:
+        problem = None if value is None else text_problem(value, max_bytes)
+        if problem is not None:
+            raise PydanticCustomError(problem[0], problem[1])
+        return value
+
+    return AfterValidator(check)
+
+
+def document_problem(value: Any, path: str) -> tuple[str, str] | None:
+    """(code, sentence naming the path) for the first thing in a JSON document PostgreSQL cannot store."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 0)]
+    while stack:
+        item, where, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return "too_deep", f"{path} must be at most {MAX_DEPTH} levels deep"
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                return problem[0], f"{where} {problem[1]}"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "not_finite", f"{where}: numbers must be finite (NaN and Infinity are not JSON)"
+        elif isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
+            return (
+                "too_large",
+                f"{where}: integers must fit in 64 bits (between -2^63 and 2^63-1); send larger ones as strings",
+            )
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                problem = text_problem(str(key))
+                if problem is not None:
+                    return problem[0], f"a key of {where} {problem[1]}"
+                stack.append((child, f"{where}.{printable_text(str(key), 40)}", depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]", depth + 1) for i, child in enumerate(item))
+    return None
+
+
+def storable(name: str) -> AfterValidator:
+    """Annotate a JSON-object field that jsonb must be able to store; `name` is the field's name in messages."""
+
+    def check(value: dict[str, Any]) -> dict[str, Any]:
+        problem = document_problem(value, name)
+        if problem is not None:
+            raise PydanticCustomError(problem[0], problem[1])
+        return value
+
+    return AfterValidator(check)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise PydanticCustomError(
+            "timestamp_format", "must be an RFC 3339 date-time string with an offset, e.g. 2026-01-31T12:00:00Z"
+        )
+    return value
+
+
+def to_utc(value: datetime) -> datetime:
+    """`value` (with an offset) in UTC, within the range the database can give back; PydanticCustomError if not."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise PydanticCustomError("timezone_missing", "must include a time zone offset, e.g. Z or +02:00")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc < LATEST:
+        raise PydanticCustomError(
+            "out_of_range", "must lie between 1970-01-01T00:00:00Z and 9999-12-30T23:59:59Z (in UTC)"
+        )
+    return utc
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(to_utc)]
+
+
+async def check_parameters(request: Request) -> None:
+    """Every query parameter (name and value) and path parameter: no NUL, no lone surrogates, bounded bytes."""
+    problems = []
+    items = [*request.query_params.multi_items(), *((k, str(v)) for k, v in request.path_params.items())]
+    for name, value in items:
+        for text in (name, value):
+            problem = text_problem(text, MAX_PARAMETER_BYTES)
+            if problem is not None:
+                shown = printable_text(name, 64)
+                problems.append(Problem(shown, problem[0], f"parameter {shown} {problem[1]}"))
+                break
+    if problems:
+        raise ApiError(422, "invalid_request", "a parameter cannot be accepted; nothing was read", problems)
+
+
+JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;.*)?$", re.IGNORECASE)
+
+
+async def require_json(request: Request) -> None:
+    """POST bodies are JSON: another declared content type is answered 415 (none at all is read as JSON)."""
+    kind = request.headers.get("content-type")
+    if kind is not None and not JSON_TYPES.match(kind.strip()):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"the body must be JSON: send Content-Type: application/json (got {printable_text(kind, 64)})",
+            [Problem("content-type", "unsupported", "Content-Type must be application/json")],
+        )
