@@ -19,6 +19,8 @@ import orjson
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
+from mandate.db import decisions
+from mandate.db import governance as governance_queries
 from mandate.evaluator import (
     Decision,
     Evaluation,
@@ -29,7 +31,7 @@ from mandate.evaluator import (
     governance_gap,
     validate_signals,
 )
-from mandate.governance.cache import DomainGovernance, Governance, compile_row, specs_for
+from mandate.governance.cache import DomainGovernance, Governance, load_row
 from mandate.governance.records import signal_to_record
 from mandate.observe import ObserveResult, extract
 
@@ -104,6 +106,12 @@ class DecisionRequest:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def in_utc(timestamp: datetime) -> datetime:
+    """A decision's time as the evaluator sees it: in UTC (§3a), so that anything derived from it (PAUSE expiry) is
+    the same whatever offset the agent sent, the session time zone the row is read back in, or the server's zone."""
+    return timestamp.replace(tzinfo=UTC) if timestamp.tzinfo is None else timestamp.astimezone(UTC)
 
 
 @dataclass
@@ -193,7 +201,7 @@ def decide(req: DecisionRequest, d: DomainGovernance) -> tuple[Evaluation, Decis
     """§3 steps 2–10 on cached governance. Raises IngestError('invalid_signals') when signals are invalid."""
     assert req.intent is not None and req.stage is not None
     decision = Decision(
-        d.organization_id, d.domain, req.intent, req.stage, req.context, req.attribution(), req.timestamp
+        d.organization_id, d.domain, req.intent, req.stage, req.context, req.attribution(), in_utc(req.timestamp)
     )
     spec = d.active_specs.get((req.intent, req.stage))
     if spec is None:
@@ -219,9 +227,6 @@ def decide(req: DecisionRequest, d: DomainGovernance) -> tuple[Evaluation, Decis
     resolution = d.scope_index.resolve(decision)
     if resolution is None:
         return governance_gap(decision, GapCode.NO_SCOPE, spec=spec), decision, observed
-    if d.snapshot is None:
-        message = d.snapshot_problem or f"no policy snapshot for {d.organization_id}/{d.domain}"
-        return governance_gap(decision, "no_snapshot", message, spec=spec), decision, observed
     return evaluate(decision, spec, resolution, d.snapshot), decision, observed
 
 
@@ -268,14 +273,6 @@ SELECT (SELECT count(*) FROM ins_d) AS inserted,
        (SELECT count(*) FROM ins_t) AS entries,
        (SELECT request_hash FROM mandate.decision_events
         WHERE decision_id = %(decision_id)s AND stage = %(stage)s::mandate.stage) AS existing_hash
-"""
-
-_STORED = """
-SELECT v.verdict_id, v.explanation, d.request_hash
-FROM mandate.decision_events d
-JOIN mandate.verdict_events v ON v.decision_id = d.decision_id AND (v.stage = d.stage OR v.stage IS NULL)
-WHERE d.decision_id = %s AND d.stage = %s::mandate.stage
-ORDER BY v."timestamp" DESC LIMIT 1
 """
 
 
@@ -367,7 +364,7 @@ async def existing(conn: AsyncConnection[Row], prepared: Prepared) -> IngestResu
     IngestError "conflict" for a different body."""
     req = prepared.req
     assert req.stage is not None
-    stored = await (await conn.execute(_STORED, [req.decision_id, req.stage])).fetchone()
+    stored = await decisions.stored_answer(conn, req.decision_id, req.stage)
     if stored is None or stored["request_hash"] != prepared.request_hash:
         raise IngestError(
             "conflict",
@@ -410,86 +407,102 @@ async def record_outcome(
 
 @dataclass
 class Replay:
+    """One stage of a stored decision, evaluated again from what was stored (MANDATE.md §3a).
+
+    `replayable` is False for history that no evaluator of ours decided (legacy rows without a stored explanation,
+    or whose spec version no longer exists): `reason` says why, and nothing is compared.
+    """
+
     decision_id: str
     stage: str
+    replayable: bool
     identical: bool
     verdict_identical: bool
     stored_verdict: str
-    replayed_verdict: str
+    replayed_verdict: str | None
     stored_summary: str | None
-    replayed_summary: str
+    replayed_summary: str | None
     differences: list[str]
+    reason: str | None = None
 
     def to_dict(self) -> Row:
         return self.__dict__.copy()
 
 
 async def replay(conn: AsyncConnection[Row], governance: Governance, decision_id: uuid.UUID) -> list[Replay]:
-    """Re-evaluate every stage of a stored decision with its stored spec version, signals and snapshot."""
-    rows = await (
-        await conn.execute(
-            """SELECT d.decision_id, d.stage::text AS stage, d.intent, d.context, d.scope, d."timestamp",
-                      d.organization_id::text AS organization_id, d.domain, d.spec_id, d.spec_version, d.created_at,
-                      v.verdict::text AS verdict, v.explanation, v.snapshot_id::text AS snapshot_id
-               FROM mandate.decision_events d
-               JOIN mandate.verdict_events v ON v.decision_id = d.decision_id
-                    AND (v.stage = d.stage OR v.stage IS NULL)
-               WHERE d.decision_id = %s ORDER BY d."timestamp", d.stage""",
-            [decision_id],
-        )
-    ).fetchall()
+    """Re-evaluate every stage of a stored decision with its stored spec version, signals, snapshot and scopes."""
+    rows = await decisions.stages_to_replay(conn, decision_id)
     if not rows:
         raise IngestError("not_found", f"decision {decision_id} does not exist")
+    snapshots: dict[str, Row | None] = {}
     results = []
     for r in rows:
-        results.append(await _replay_one(conn, governance, r))
+        snapshot_id = r["snapshot_id"]
+        if snapshot_id is not None and snapshot_id not in snapshots:
+            snapshots[snapshot_id] = await governance_queries.get_snapshot(conn, snapshot_id)
+        results.append(replay_stage(governance, r, snapshots.get(snapshot_id) if snapshot_id else None))
     return results
 
 
-async def _replay_one(conn: AsyncConnection[Row], governance: Governance, r: Row) -> Replay:
+def replay_stage(governance: Governance, r: Row, snapshot_row: Row | None) -> Replay:
+    """Replay one stored stage `r` (a `stages_to_replay` row) against `snapshot_row`, its stored snapshot.
+
+    Everything comes from what was stored: the spec version, the signal values (with what the Observe phase
+    filled), the snapshot compiled for this spec only, and the scopes the stored explanation names as holding
+    authority (scopes are immutable and never deleted, so their ids identify them exactly; a scope that matched
+    the decision is always among them). Nothing is reconstructed from wall-clock times.
+    """
     stored = r["explanation"]
+
+    def not_replayable(reason: str) -> Replay:
+        return Replay(str(r["decision_id"]), r["stage"], False, False, False, r["verdict"], None,
+                      (stored or {}).get("summary"), None, [], reason)  # fmt: skip
+
+    if not isinstance(stored, dict):
+        return not_replayable("decided before verdicts stored their explanation (no evaluator of ours decided it)")
     d = governance.domain(r["organization_id"], r["domain"])
-    observed = (stored or {}).get("observe") or {}
+    spec = governance.specs.get((r["spec_id"], r["spec_version"])) if r["spec_id"] else None
+    if r["spec_id"] and spec is None:
+        return not_replayable(f"spec {r['spec_id']}@{r['spec_version']} cannot be found or read")
+    if d is None:
+        return not_replayable(f"domain {r['organization_id']}/{r['domain']} cannot be found")
+    observed = stored.get("observe") or {}
     context = {**r["context"], **observed.get("values", {})}
     attribution = {name: _str_or_none(r["scope"].get(name)) for name in SELECTOR_FIELDS}
     decision = Decision(
-        r["organization_id"], r["domain"], r["intent"], r["stage"], context, attribution, r["timestamp"]
+        r["organization_id"], r["domain"], r["intent"], r["stage"], context, attribution, in_utc(r["timestamp"])
     )
-    spec = governance.specs.get((r["spec_id"], r["spec_version"])) if r["spec_id"] else None
     evaluation: Evaluation
-    if d is None or spec is None:
+    if spec is None:
         evaluation = governance_gap(decision, GapCode.NO_ACTIVE_SPEC)
     else:
-        # Scopes registered after the decision cannot have held authority over it.
-        scopes = [s for s in d.scopes if d.scope_created[s.scope_id] <= r["created_at"]]
-        resolution = ScopeIndex(scopes).resolve(decision)
-        snapshot_row = governance.snapshot_rows.get(r["snapshot_id"]) if r["snapshot_id"] else None
-        if snapshot_row is None and r["snapshot_id"]:
-            snapshot_row = await (
-                await conn.execute(
-                    """SELECT snapshot_id::text AS snapshot_id, version, organization_id::text AS organization_id,
-                              domain, policies FROM mandate.policy_snapshots WHERE snapshot_id = %s""",
-                    [r["snapshot_id"]],
-                )
-            ).fetchone()
+        held = _scopes_held(stored)
+        resolution = ScopeIndex(s for s in d.scopes if s.scope_id in held).resolve(decision)
         if resolution is None:
             evaluation = governance_gap(decision, GapCode.NO_SCOPE, spec=spec)
-        elif snapshot_row is None:
-            evaluation = governance_gap(decision, "no_snapshot", stored.get("gap", {}).get("message"), spec=spec)
         else:
-            specs = [s for s in specs_for(governance, d) if s.spec_id != spec.spec_id] + [spec]
-            evaluation = evaluate(decision, spec, resolution, compile_row(snapshot_row, specs, d.scopes))
+            snapshot = None if snapshot_row is None else load_row(snapshot_row, [spec], d.scopes).snapshot
+            evaluation = evaluate(decision, spec, resolution, snapshot)
     replayed = explanation_dict(evaluation, None)
-    replayed["observe"] = stored.get("observe") if stored else None
-    differences = sorted(k for k in set(replayed) | set(stored or {}) if (stored or {}).get(k) != replayed.get(k))
+    replayed["observe"] = stored.get("observe")
+    differences = sorted(k for k in set(replayed) | set(stored) if stored.get(k) != replayed.get(k))
     return Replay(
         decision_id=str(r["decision_id"]),
         stage=r["stage"],
-        identical=stored is not None and not differences,
+        replayable=True,
+        identical=not differences,
         verdict_identical=r["verdict"] == evaluation.verdict.value,
         stored_verdict=r["verdict"],
         replayed_verdict=evaluation.verdict.value,
-        stored_summary=(stored or {}).get("summary"),
+        stored_summary=stored.get("summary"),
         replayed_summary=replayed["summary"],
         differences=differences,
     )
+
+
+def _scopes_held(explanation: Mapping[str, Any]) -> set[str]:
+    """The scopes a stored explanation names as holding authority: the recorded one, the tied ones, the ancestors."""
+    scope = explanation.get("scope") or {}
+    if not scope.get("scope_id"):
+        return set()
+    return {scope["scope_id"], *(scope.get("tied_with") or ()), *(scope.get("ancestors") or ())}

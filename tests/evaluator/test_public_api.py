@@ -34,6 +34,7 @@ EXPECTED = {
     "check_spec",
     "spec_problems",
     "compile_snapshot",
+    "can_tie",
     "load_snapshot",
     "LoadedSnapshot",
     "CompiledSnapshot",

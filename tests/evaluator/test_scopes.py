@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from mandate.evaluator import ScopeIndex, ScopeResolution, resolve_scope, scopes
+from mandate.evaluator import ScopeIndex, ScopeResolution, can_tie, resolve_scope, scopes
 
 from .builders import ATTRIBUTION, PAYER, payment_decision
 
@@ -62,3 +62,19 @@ def test_a_resolution_finds_only_the_scopes_holding_authority() -> None:
     assert resolution.find(PAYER.scope_id) is PAYER
     assert resolution.find("finance.elsewhere") is None
     assert resolution.holder("finance.elsewhere") is PAYER  # without a tie, the resolved scope holds everything
+
+
+def test_scopes_that_can_tie_are_those_a_decision_could_match_equally() -> None:
+    prod = replace(PAYER, scope_id="finance.prod", environment="prod", service=None, agent=None)
+    ledger = replace(prod, scope_id="finance.ledger", environment=None, system="ledger")
+    staging = replace(prod, scope_id="finance.staging", environment="staging")
+    billing = replace(prod, scope_id="finance.prod.billing", service="billing")
+    other_domain = replace(ledger, scope_id="hr.ledger", domain="hr")
+
+    assert can_tie(prod, ledger) and can_tie(ledger, prod)
+    assert not can_tie(prod, staging)  # the same field with different values: never both
+    assert not can_tie(prod, billing)  # an ancestor, not a tie
+    assert not can_tie(prod, prod)
+    assert not can_tie(ledger, other_domain)
+    assert can_tie(billing, replace(billing, scope_id="finance.prod.x", service=None, system="x"))
+    assert not can_tie(billing, replace(billing, scope_id="finance.y.x", environment="y", service=None, system="x"))

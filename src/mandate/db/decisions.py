@@ -22,12 +22,18 @@ DECISION_COLUMNS = sql.SQL(
        v.verdict_id, v.verdict::text AS verdict, v.scope_id, v.owning_team, v.snapshot_id, v.snapshot_version,
        v.summary, v.matched_policy_ids"""
 )
+VERDICT_STAGE = """coalesce(v.stage, (SELECT e.stage FROM mandate.decision_events e
+                                      WHERE e.decision_id = v.decision_id ORDER BY e.created_at, e.stage LIMIT 1))"""
+"""The stage the verdict `v` belongs to — the one home of this rule (MANDATE.md §3a): its own stage, or, for a legacy
+verdict written before decisions had stages (stage NULL), the decision's earliest stage. Every query that pairs
+verdicts with decision stages uses it (COALESCE evaluates the subquery only for those legacy rows)."""
+
 VERDICT_OF_DECISION = sql.SQL(
     """LEFT JOIN LATERAL (
         SELECT v.* FROM mandate.verdict_events v
-        WHERE v.decision_id = d.decision_id AND (v.stage = d.stage OR v.stage IS NULL)
+        WHERE v.decision_id = d.decision_id AND {stage} = d.stage
         ORDER BY v."timestamp" DESC, v.verdict_id DESC LIMIT 1) v ON true"""
-)
+).format(stage=sql.SQL(VERDICT_STAGE))
 
 
 CURSOR_STAGES = (None, "proposed", "pre_commit", "executed")  # what a page's last row can hold (mandate.stage)
@@ -165,15 +171,42 @@ async def get_decision(conn: AsyncConnection[dict[str, Any]], decision_id: UUID)
 
 async def get_verdicts(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
     """Every verdict of a decision with its full explanation, oldest first."""
-    cur = await conn.execute(
-        """SELECT v.verdict_id, v.decision_id, v.stage::text AS stage, v.verdict::text AS verdict, v.organization_id,
+    query = sql.SQL(
+        """SELECT v.verdict_id, v.decision_id, {stage}::text AS stage, v.verdict::text AS verdict, v.organization_id,
                   v.domain, v.spec_id, v.spec_version, v.snapshot_id, v.snapshot_version, v.scope_id, v.owning_team,
                   v.matched_policy_ids, v.summary, v.explanation, v.pause_requires, v.pause_expires_at,
                   v."timestamp", v.created_at
-           FROM mandate.verdict_events v WHERE v.decision_id = %s ORDER BY v."timestamp", v.verdict_id""",
-        [decision_id],
-    )
+           FROM mandate.verdict_events v WHERE v.decision_id = %s ORDER BY v."timestamp", v.verdict_id"""
+    ).format(stage=sql.SQL(VERDICT_STAGE))
+    cur = await conn.execute(query, [decision_id])
     return await cur.fetchall()
+
+
+async def stored_answer(conn: AsyncConnection[dict[str, Any]], decision_id: UUID, stage: str) -> dict[str, Any] | None:
+    """What an idempotent re-send of a decision stage is answered with: its verdict id and explanation, and the
+    request hash it was stored with (None when the stage is not stored)."""
+    query = sql.SQL(
+        """SELECT v.verdict_id, v.explanation, d.request_hash
+           FROM mandate.decision_events d
+           JOIN mandate.verdict_events v ON v.decision_id = d.decision_id AND {stage} = d.stage
+           WHERE d.decision_id = %s AND d.stage = %s::mandate.stage
+           ORDER BY v."timestamp" DESC LIMIT 1"""
+    ).format(stage=sql.SQL(VERDICT_STAGE))
+    return await (await conn.execute(query, [decision_id, stage])).fetchone()
+
+
+async def stages_to_replay(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
+    """Every stage of a decision with what replay needs: its stored signals and attribution, and its verdict's
+    spec, snapshot and explanation (oldest stage first)."""
+    query = sql.SQL(
+        """SELECT d.decision_id, d.stage::text AS stage, d.intent, d.context, d.scope, d."timestamp",
+                  d.organization_id::text AS organization_id, d.domain, d.spec_id, d.spec_version,
+                  v.verdict::text AS verdict, v.explanation, v.snapshot_id::text AS snapshot_id
+           FROM mandate.decision_events d
+           JOIN mandate.verdict_events v ON v.decision_id = d.decision_id AND {stage} = d.stage
+           WHERE d.decision_id = %s ORDER BY d."timestamp", d.stage"""
+    ).format(stage=sql.SQL(VERDICT_STAGE))
+    return await (await conn.execute(query, [decision_id])).fetchall()
 
 
 async def get_timeline(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
@@ -196,15 +229,15 @@ async def list_verdicts(
         clauses.append(sql.SQL('(v."timestamp", v.verdict_id) < (%s, %s)'))
         params += [cursor.timestamp, cursor.key]
     query = sql.SQL(
-        """SELECT v.verdict_id, v.decision_id, coalesce(v.stage, d.stage)::text AS stage, v.verdict::text AS verdict,
+        """SELECT v.verdict_id, v.decision_id, d.stage::text AS stage, v.verdict::text AS verdict,
                   v.organization_id, v.domain, v.spec_id, v.spec_version, v.snapshot_id, v.snapshot_version,
                   v.scope_id, v.owning_team, v.matched_policy_ids, v.summary, v."timestamp", v.created_at,
                   d.intent, d.actor, d.target
            FROM mandate.verdict_events v
-           JOIN mandate.decision_events d ON d.decision_id = v.decision_id AND (d.stage = v.stage OR v.stage IS NULL)
+           JOIN mandate.decision_events d ON d.decision_id = v.decision_id AND d.stage = {stage}
            {where}
            ORDER BY v."timestamp" DESC, v.verdict_id DESC LIMIT %s"""
-    ).format(where=_and(clauses))
+    ).format(stage=sql.SQL(VERDICT_STAGE), where=_and(clauses))
     rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
     next_cursor = None
     if len(rows) > limit:

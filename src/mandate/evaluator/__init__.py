@@ -38,7 +38,7 @@ from mandate.evaluator.result import (
     PolicyResult,
     Reason,
 )
-from mandate.evaluator.scopes import ScopeIndex, ScopeResolution, resolve_scope
+from mandate.evaluator.scopes import ScopeIndex, ScopeResolution, can_tie, resolve_scope
 from mandate.evaluator.signals import SignalProblem, read_signals, resolve_signals, validate_signals
 from mandate.evaluator.snapshot import CompiledSnapshot, LoadedSnapshot, compile_snapshot, load_snapshot
 from mandate.evaluator.specs import check_spec, spec_problems
@@ -75,6 +75,7 @@ __all__ = [
     "Spec",
     "SpecError",
     "Verdict",
+    "can_tie",
     "check_spec",
     "compile_snapshot",
     "evaluate",

@@ -133,6 +133,17 @@ def _specific_first(match: tuple[_Mask, Scope]) -> tuple[int, str]:
     return (-len(match[0]), match[1].scope_id)
 
 
+def can_tie(a: Scope, b: Scope) -> bool:
+    """Whether some decision could match `a` and `b` as equally specific scopes (a tie, §3a): same domain, as many
+    selectors, different selector fields, and the same value in every field both select on."""
+    if (a.organization_id, a.domain) != (b.organization_id, b.domain) or a.scope_id == b.scope_id:
+        return False
+    mine, theirs = a.selectors, b.selectors
+    if len(mine) != len(theirs) or mine.keys() == theirs.keys():
+        return False  # fewer selectors is an ancestor, not a tie; the same fields with any value never tie
+    return all(theirs[name] == value for name, value in mine.items() if name in theirs)
+
+
 def resolve_scope(decision: Decision, scopes: Iterable[Scope]) -> ScopeResolution | None:
     """Resolve `decision` against `scopes` once; callers that resolve often keep a `ScopeIndex`."""
     return ScopeIndex(scopes).resolve(decision)

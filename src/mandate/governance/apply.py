@@ -32,7 +32,16 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from mandate.errors import GovernanceError
-from mandate.evaluator import LoadProblem, Policy, Scope, SnapshotError, Spec, compile_snapshot, spec_problems
+from mandate.evaluator import (
+    LoadProblem,
+    Policy,
+    Scope,
+    SnapshotError,
+    Spec,
+    can_tie,
+    compile_snapshot,
+    spec_problems,
+)
 from mandate.governance.bundle import (
     SLUG,
     Bundle,
@@ -88,6 +97,7 @@ class ApplyResult:
 
     changes: tuple[Change, ...]
     dry_run: bool = False
+    warnings: tuple[str, ...] = ()
 
     @property
     def nothing_to_apply(self) -> bool:
@@ -114,6 +124,7 @@ class Plan:
     status_events: list[Row] = field(default_factory=list)
     snapshots: list[Row] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # not refused, but worth a look (e.g. scopes that can tie)
 
 
 # Reading what is stored ---------------------------------------------------------------------------------------------
@@ -219,6 +230,7 @@ class _Planner:
         self._organizations()
         self._domains()
         self._scopes()
+        self._scope_ties()
         self._specs()
         self._snapshots()
         if self.problems:
@@ -323,6 +335,20 @@ class _Planner:
                 }
             )
             self.change("domains", item.domain, f"created in organization {org}")
+
+    def _scope_ties(self) -> None:
+        """Warn about each new scope that can tie with another: a decision matching both is governed by both (§3a)."""
+        new = [row["scope_id"] for row in self.plan.scopes]
+        for i, scope_id in enumerate(new):
+            scope = self.scopes[scope_id]
+            others = [s for s in self.scopes.values() if s.scope_id not in new[: i + 1]]
+            for other in sorted(others, key=lambda s: s.scope_id):
+                if can_tie(scope, other):
+                    self.plan.warnings.append(
+                        f"scopes {scope.scope_id} and {other.scope_id} can tie (equally specific, different"
+                        " selectors): a decision matching both is governed by the policies of both, the most severe"
+                        " verdict winning"
+                    )
 
     def _scopes(self) -> None:
         selected_by = {_selector_key(row): scope_id for scope_id, row in self.stored.scopes.items()}
@@ -793,4 +819,4 @@ def apply_bundle(conn: psycopg.Connection[Any], bundle: Bundle, *, dry_run: bool
     except psycopg.errors.IntegrityError as exc:  # a rule the checks above missed; the database has the last word
         detail = exc.diag.message_primary or str(exc)
         raise GovernanceError(f"the database refused the bundle (nothing was written): {detail}") from exc
-    return ApplyResult(tuple(planned.changes), dry_run=dry_run)
+    return ApplyResult(tuple(planned.changes), dry_run=dry_run, warnings=tuple(planned.warnings))

@@ -4,30 +4,70 @@ Governance rows are immutable (append-only), so a cache is always right about wh
 learn about new rows. Servers LISTEN on `mandate_governance` (migration 009 NOTIFYs on every governance insert)
 and reload; ingestion then needs no query but its own write.
 
-Snapshots are compiled when loaded: a snapshot whose policies break a spec's contract is refused here, once, and
-never at request time. The active snapshot of a domain is the one with the highest version (never "latest
-created_at").
+Loading is **total** (MANDATE.md §3a): any row, whoever wrote it, is either used or reported as a
+`GovernanceWarning` — never an exception that stops a server from starting or a running one from reloading.
+
+- a spec row that cannot be read is skipped: its intent/stage behaves as "no active spec" (a governance gap);
+- a policy that names no spec of its domain can never apply;
+- a policy bound to a spec but not compilable marks that spec broken in the snapshot: every evaluation of the spec
+  is an evaluation error, and the spec's failure mode decides. Other specs of the domain are unaffected.
+
+The active snapshot of a domain is the one with the highest version (never "latest created_at"); snapshots are
+compiled when loaded, against the spec version in force for each spec_id, never at request time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from psycopg import AsyncConnection
 
 from mandate.evaluator import (
     CompiledSnapshot,
-    EvaluatorError,
+    LoadedSnapshot,
+    LoadProblem,
     Scope,
     ScopeIndex,
     Spec,
-    compile_snapshot,
+    load_snapshot,
+    spec_problems,
 )
-from mandate.governance.records import policies_from_records, scope_from_record, spec_from_record
+from mandate.governance.records import (
+    RecordError,
+    policy_from_record,
+    policy_label,
+    policy_spec_id,
+    scope_from_record,
+    spec_from_record,
+)
 
 Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class GovernanceWarning:
+    """A governance row the server cannot (fully) use, and what that means for decisions."""
+
+    organization_id: str | None
+    domain: str | None
+    subject: str  # what it is about: `spec x@1`, `policy p of snapshot … (version n)`, `scope s`
+    code: str
+    message: str  # what is wrong, and what it means for evaluation
+
+    def __str__(self) -> str:
+        where = f"{self.organization_id}/{self.domain}: " if self.domain else ""
+        return f"{where}{self.subject}: {self.message}"
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "organization_id": self.organization_id,
+            "domain": self.domain,
+            "subject": self.subject,
+            "code": self.code,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -37,21 +77,19 @@ class DomainGovernance:
     organization_id: str
     domain: str
     scopes: list[Scope] = field(default_factory=list)
-    scope_created: dict[str, datetime] = field(default_factory=dict)
     active_specs: dict[tuple[str, str], Spec] = field(default_factory=dict)  # (intent, stage) -> spec
-    snapshot: CompiledSnapshot | None = None
-    snapshot_problem: str | None = None  # why the active snapshot could not be loaded
+    snapshot: CompiledSnapshot | None = None  # None: the domain has no snapshot yet (an empty one)
     scope_index: ScopeIndex = field(default_factory=lambda: ScopeIndex(()))
 
 
 @dataclass
 class Governance:
-    """A consistent picture of all governance, loaded at one moment."""
+    """A consistent picture of all governance, loaded at one moment, with every problem found in it."""
 
     organizations: set[str] = field(default_factory=set)
     domains: dict[tuple[str, str], DomainGovernance] = field(default_factory=dict)
     specs: dict[tuple[str, str], Spec] = field(default_factory=dict)  # (spec_id, version) -> spec, every version
-    snapshot_rows: dict[str, Row] = field(default_factory=dict)  # snapshot_id -> row (for replay)
+    warnings: list[GovernanceWarning] = field(default_factory=list)
 
     def domain(self, organization_id: str, domain: str) -> DomainGovernance | None:
         return self.domains.get((organization_id, domain))
@@ -60,62 +98,111 @@ class Governance:
         return next(iter(self.organizations)) if len(self.organizations) == 1 else None
 
 
+SCOPES = """SELECT scope_id, organization_id::text AS organization_id, domain, environment, scope_system, service,
+                   agent, tenant, owning_team FROM mandate.scopes"""
+SPECS = """SELECT spec_id, version, organization_id::text AS organization_id, domain, intent, stage::text AS stage,
+                  allowed_verdicts::text[] AS allowed_verdicts, signals, enforcement, current_status
+           FROM mandate.spec_versions ORDER BY created_at, spec_id, version"""
+ACTIVE_SNAPSHOTS = """SELECT DISTINCT ON (organization_id, domain) snapshot_id::text AS snapshot_id, version,
+                             organization_id::text AS organization_id, domain, policies
+                      FROM mandate.policy_snapshots
+                      ORDER BY organization_id, domain, version DESC, created_at DESC, snapshot_id DESC"""
+
+
 async def load(conn: AsyncConnection[Row]) -> Governance:
-    """Read all governance in one repeatable-read snapshot of the database."""
-    g = Governance()
+    """Read all governance in one repeatable-read snapshot of the database. Never fails on what a row holds."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         orgs = await (await conn.execute("SELECT organization_id::text AS id FROM mandate.organizations")).fetchall()
-        g.organizations = {r["id"] for r in orgs}
-        for r in await (
+        domains = await (
             await conn.execute("SELECT organization_id::text AS organization_id, domain FROM mandate.domains")
-        ).fetchall():
-            g.domains[(r["organization_id"], r["domain"])] = DomainGovernance(r["organization_id"], r["domain"])
-        for r in await (
-            await conn.execute(
-                """SELECT scope_id, organization_id::text AS organization_id, domain, environment, scope_system,
-                          service, agent, tenant, owning_team, created_at FROM mandate.scopes"""
-            )
-        ).fetchall():
-            d = g.domains.get((r["organization_id"], r["domain"]))
-            if d is not None:
-                d.scopes.append(scope_from_record(r))
-                d.scope_created[r["scope_id"]] = r["created_at"]
-        for r in await (
-            await conn.execute(
-                """SELECT spec_id, version, organization_id::text AS organization_id, domain, intent,
-                          stage::text AS stage, allowed_verdicts::text[] AS allowed_verdicts, signals, enforcement,
-                          current_status FROM mandate.spec_versions ORDER BY created_at, spec_id, version"""
-            )
-        ).fetchall():
-            spec = spec_from_record(r)
-            g.specs[(spec.spec_id, spec.version)] = spec
-            d = g.domains.get((spec.organization_id, spec.domain))
-            if d is not None and r["current_status"] == "active":
-                d.active_specs[(spec.intent, spec.stage)] = spec
-        active_rows = await (
-            await conn.execute(
-                """SELECT DISTINCT ON (organization_id, domain) snapshot_id::text AS snapshot_id, version,
-                          organization_id::text AS organization_id, domain, policies
-                   FROM mandate.policy_snapshots
-                   ORDER BY organization_id, domain, version DESC, created_at DESC, snapshot_id DESC"""
-            )
         ).fetchall()
-    for d in g.domains.values():
-        d.scope_index = ScopeIndex(d.scopes)
-    for row in active_rows:
-        g.snapshot_rows[row["snapshot_id"]] = row
-        d = g.domains.get((row["organization_id"], row["domain"]))
+        scopes = await (await conn.execute(SCOPES)).fetchall()
+        specs = await (await conn.execute(SPECS)).fetchall()
+        snapshots = await (await conn.execute(ACTIVE_SNAPSHOTS)).fetchall()
+    return build(orgs, domains, scopes, specs, snapshots)
+
+
+def build(
+    orgs: Iterable[Row], domains: Iterable[Row], scopes: Iterable[Row], specs: Iterable[Row], snapshots: Iterable[Row]
+) -> Governance:
+    """Governance from its rows (as `load` reads them): every row used or reported."""
+    g = Governance()
+    g.organizations = {r["id"] for r in orgs}
+    for r in domains:
+        g.domains[(r["organization_id"], r["domain"])] = DomainGovernance(r["organization_id"], r["domain"])
+    for r in scopes:
+        d = g.domains.get((r["organization_id"], r["domain"]))
         if d is None:
             continue
         try:
-            d.snapshot = compile_row(row, specs_for(g, d), d.scopes)
-        except EvaluatorError as exc:
-            d.snapshot_problem = f"policy snapshot {row['snapshot_id']} (version {row['version']}) is invalid: {exc}"
+            d.scopes.append(scope_from_record(r))
+        except RecordError as exc:
+            subject = f"scope {r['scope_id']}"
+            warning = GovernanceWarning(
+                d.organization_id, d.domain, subject, "unreadable_scope", f"{exc}; no authority"
+            )
+            g.warnings.append(warning)
+    for r in specs:
+        _add_spec(g, r)
+    for d in g.domains.values():
+        d.scope_index = ScopeIndex(d.scopes)
+    for row in snapshots:
+        d = g.domains.get((row["organization_id"], row["domain"]))
+        if d is not None:
+            d.snapshot = _load_snapshot(g, d, row)
     return g
 
 
-def specs_for(g: Governance, d: DomainGovernance) -> list[Spec]:
+def _add_spec(g: Governance, r: Row) -> None:
+    subject = f"spec {r['spec_id']}@{r['version']}"
+    try:
+        spec = spec_from_record(r)
+    except RecordError as exc:
+        g.warnings.append(
+            GovernanceWarning(
+                r["organization_id"],
+                r["domain"],
+                subject,
+                "unreadable_spec",
+                f"{exc}; decisions of {r['intent']}/{r['stage']} find no active spec in it (a governance gap)",
+            )
+        )
+        return
+    g.specs[(spec.spec_id, spec.version)] = spec
+    d = g.domains.get((spec.organization_id, spec.domain))
+    if d is None or r["current_status"] != "active":
+        return
+    d.active_specs[(spec.intent, spec.stage)] = spec
+    for problem in spec_problems(spec):
+        g.warnings.append(
+            GovernanceWarning(d.organization_id, d.domain, subject, problem.code, f"{problem.field}: {problem.message}")
+        )
+
+
+def _load_snapshot(g: Governance, d: DomainGovernance, row: Row) -> CompiledSnapshot:
+    loaded = load_row(row, specs_in_force(g, d), d.scopes)
+    ignored = set(map(id, loaded.ignored))
+    where = f"snapshot {row['snapshot_id']} (version {row['version']})"
+    for problem in loaded.problems:
+        if id(problem) in ignored:
+            consequence = "it names no spec of this domain, so it never applies"
+        else:
+            broken = next(spec_id for spec_id, found in loaded.snapshot.broken.items() if problem in found)
+            consequence = f"decisions under spec {broken} are decided by its failure mode until this is fixed"
+        g.warnings.append(
+            GovernanceWarning(
+                d.organization_id,
+                d.domain,
+                f"policy {problem.subject} of {where}",
+                problem.code,
+                f"{problem.field}: {problem.message}; {consequence}",
+            )
+        )
+    return loaded.snapshot
+
+
+def specs_in_force(g: Governance, d: DomainGovernance) -> list[Spec]:
     """One version per spec_id of the domain to check policies against: the active one, else the newest."""
     chosen: dict[str, Spec] = {}
     for spec in g.specs.values():  # in creation order: later versions overwrite earlier ones
@@ -126,13 +213,24 @@ def specs_for(g: Governance, d: DomainGovernance) -> list[Spec]:
     return list(chosen.values())
 
 
-def compile_row(row: Row, specs: list[Spec], scopes: list[Scope]) -> CompiledSnapshot:
-    return compile_snapshot(
+def load_row(row: Row, specs: Iterable[Spec], scopes: Iterable[Scope]) -> LoadedSnapshot:
+    """A stored `policy_snapshots` row, loaded against `specs` (MANDATE.md §3a: problems contained, never raised)."""
+    records = row["policies"] if isinstance(row["policies"], list) else []
+    policies = []
+    unreadable: list[tuple[str | None, LoadProblem]] = []
+    for i, record in enumerate(records):
+        try:
+            policies.append(policy_from_record(record))
+        except RecordError as exc:
+            label = policy_label(record, i)
+            unreadable.append((policy_spec_id(record), LoadProblem(label, "policy", "unreadable_policy", str(exc))))
+    return load_snapshot(
         str(row["snapshot_id"]),
         int(row["version"]),
         str(row["organization_id"]),
         str(row["domain"]),
-        policies_from_records(row["policies"]),
+        policies,
         specs,
         scopes,
+        unreadable,
     )

@@ -1,17 +1,20 @@
-"""`mandate apply`: apply governance bundles (docs/bundles.md), or the demo governance with `--demo`."""
+"""`mandate apply`: apply governance bundles (docs/bundles.md), or the demo governance with `--demo`.
+`mandate governance check`: every governance problem the server contains and reports (MANDATE.md §3a)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from psycopg import Connection
 from rich.table import Table
 
 from mandate.console import out, settings
 from mandate.db.connect import connect
 from mandate.db.url import database_url
 from mandate.errors import SchemaTooOld
+from mandate.governance import cache
 from mandate.governance.apply import ApplyResult, apply_bundle
 from mandate.governance.bundle import DEMO_FILE, Bundle, load_bundle, load_demo_bundle
 from mandate.migrate import runner
@@ -36,14 +39,18 @@ def apply(
     if demo:
         bundle = load_demo_bundle() + bundle
     with connect(database_url(settings()), application="mandate apply") as conn:
-        pending = runner.status(conn).pending
-        if pending:
-            raise SchemaTooOld(
-                f"the database schema lacks migration(s) {', '.join(f'{f.version:03d}' for f in pending)};"
-                " run `mandate migrate up` first"
-            )
+        _require_head(conn)
         result = apply_bundle(conn, bundle, dry_run=dry_run)
     _report(result, bundle)
+
+
+def _require_head(conn: Connection[Any]) -> None:
+    pending = runner.status(conn).pending
+    if pending:
+        raise SchemaTooOld(
+            f"the database schema lacks migration(s) {', '.join(f'{f.version:03d}' for f in pending)};"
+            " run `mandate migrate up` first"
+        )
 
 
 def _report(result: ApplyResult, bundle: Bundle) -> None:
@@ -55,8 +62,46 @@ def _report(result: ApplyResult, bundle: Bundle) -> None:
     for change in result.changes:
         table.add_row(change.table, change.key, change.change)
     out.print(table)
+    for warning in result.warnings:
+        out.print(f"[yellow]warning:[/] {warning}")
     counts = ", ".join(f"{n} {name}" for name, n in result.counts.items() if n)
     if result.dry_run:
         out.print(f"dry run: would write {len(result.changes)} row(s) ({counts}); nothing was written")
     else:
         out.print(f"[green]applied {sources}: wrote {result.rows_written} row(s) ({counts}) in one transaction[/]")
+
+
+def check() -> None:
+    """List every governance problem the server would report (in /api/health and its log); exit 1 if there is any.
+
+    Each problem is contained, never fatal: a policy bound to no spec never applies; a broken policy makes its spec's
+    failure mode decide; an unreadable spec leaves its intent/stage without an active spec.
+    """
+    import asyncio
+
+    url = database_url(settings())
+    with connect(url, application="mandate governance check") as conn:
+        _require_head(conn)
+    warnings = asyncio.run(_load_warnings(url))
+    if not warnings:
+        out.print("[green]governance check: no problems[/] — every stored spec, scope and active policy is usable")
+        return
+    table = Table("organization / domain", "subject", "code", "problem and consequence", title="governance problems")
+    for w in warnings:
+        table.add_row(f"{w.organization_id}/{w.domain}", w.subject, w.code, w.message)
+    out.print(table)
+    out.print(
+        f"[yellow]{len(warnings)} governance problem(s)[/]: the server serves around them; fix them with a new"
+        " bundle (`mandate apply`), since stored rows are append-only"
+    )
+    raise typer.Exit(1)
+
+
+async def _load_warnings(url: str) -> list[cache.GovernanceWarning]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    async with await psycopg.AsyncConnection.connect(
+        url, autocommit=True, row_factory=dict_row, application_name="mandate governance check"
+    ) as conn:
+        return (await cache.load(conn)).warnings

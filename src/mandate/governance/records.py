@@ -8,12 +8,16 @@ The database keeps governance in the original project's JSON shapes (so legacy r
 - snapshot `policies`: `[{"id", "name", "description", "spec_id", "scope_id", "scope"?, "conditions":
   [{"field", "operator", "value"}], "verdict"}]`
 - scopes: columns `environment, scope_system, service, agent, tenant` (`scope_system` is the evaluator's `system`)
+
+Rows the server did not write (legacy data, psql) may have any shape: every reader raises `RecordError` (a
+`ValueError`) with a sentence saying what is wrong, never a `KeyError` or `AttributeError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from mandate.evaluator import (
     Condition,
@@ -28,8 +32,42 @@ from mandate.evaluator import (
 )
 
 Record = Mapping[str, Any]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
+class RecordError(ValueError):
+    """A stored governance record that cannot be read; the message says what is wrong with it."""
+
+
+def _reader(what: str) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
+    """Turn any failure of a record reader into a `RecordError` naming `what` could not be read."""
+
+    def decorate(read: Callable[_P, _T]) -> Callable[_P, _T]:
+        @wraps(read)
+        def checked(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+            try:
+                return read(*args, **kwargs)
+            except RecordError:
+                raise
+            except KeyError as exc:
+                raise RecordError(f"{what} has no {exc.args[0]!r}") from None
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise RecordError(f"{what} cannot be read: {exc}") from None
+
+        return checked
+
+    return decorate
+
+
+def _text(r: Record, key: str) -> str:
+    value = r[key]
+    if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+        raise RecordError(f"{key} must be a non-empty string, not {value!r}")
+    return str(value)
+
+
+@_reader("a signal declaration")
 def signal_from_record(r: Record) -> SignalDef:
     return SignalDef(
         name=str(r["name"]),
@@ -47,6 +85,7 @@ def signal_to_record(s: SignalDef) -> dict[str, Any]:
     return record
 
 
+@_reader("the enforcement")
 def enforcement_from_record(r: Record) -> Enforcement:
     timeout = r.get("resolution_timeout_minutes")
     return Enforcement(
@@ -68,8 +107,11 @@ def enforcement_to_record(e: Enforcement) -> dict[str, Any]:
     return record
 
 
+@_reader("the spec")
 def spec_from_record(r: Record) -> Spec:
     """A spec from a `mandate_specs` row (or the same keys from a bundle)."""
+    if not isinstance(r["signals"], list):
+        raise RecordError(f"signals must be a list, not {type(r['signals']).__name__}")
     return Spec(
         spec_id=str(r["spec_id"]),
         version=str(r["version"]),
@@ -83,6 +125,7 @@ def spec_from_record(r: Record) -> Spec:
     )
 
 
+@_reader("the scope")
 def scope_from_record(r: Record) -> Scope:
     """A scope from a `scopes` row (`scope_system`) or a bundle/API record (`system`)."""
     return Scope(
@@ -98,20 +141,46 @@ def scope_from_record(r: Record) -> Scope:
     )
 
 
+@_reader("the policy")
 def policy_from_record(r: Record) -> Policy:
     """A policy from a snapshot's JSON; conditions name their signal as `field` (legacy) or `signal`."""
+    if not isinstance(r, Mapping):
+        raise RecordError(f"a policy must be an object, not {type(r).__name__}")
+    conditions = r.get("conditions") or ()
+    if not isinstance(conditions, list | tuple):
+        raise RecordError(f"conditions must be a list, not {type(conditions).__name__}")
     return Policy(
-        policy_id=str(r["id"]),
-        spec_id=str(r["spec_id"]),
-        scope_id=str(r["scope_id"]),
-        verdict=str(r["verdict"]),
-        conditions=tuple(
-            Condition(str(c.get("field", c.get("signal"))), str(c["operator"]), c.get("value"))
-            for c in r.get("conditions") or ()
-        ),
+        policy_id=_text(r, "id"),
+        spec_id=_text(r, "spec_id"),
+        scope_id=_text(r, "scope_id"),
+        verdict=_text(r, "verdict"),
+        conditions=tuple(_condition(c, i) for i, c in enumerate(conditions)),
         name=r.get("name"),
         description=r.get("description"),
     )
+
+
+def _condition(c: Any, i: int) -> Condition:
+    if not isinstance(c, Mapping):
+        raise RecordError(f"conditions[{i}] must be an object, not {type(c).__name__}")
+    signal = c.get("field", c.get("signal"))
+    if not isinstance(signal, str) or not signal:
+        raise RecordError(f"conditions[{i}] names no signal (field)")
+    if not isinstance(c.get("operator"), str):
+        raise RecordError(f"conditions[{i}] has no operator")
+    return Condition(signal, c["operator"], c.get("value"))
+
+
+def policy_spec_id(r: Any) -> str | None:
+    """The spec a policy record names, if it names one as text (even when the rest cannot be read)."""
+    spec_id = r.get("spec_id") if isinstance(r, Mapping) else None
+    return spec_id if isinstance(spec_id, str) and spec_id else None
+
+
+def policy_label(r: Any, i: int) -> str:
+    """How to name a policy record in a report: its id, else its position."""
+    policy_id = r.get("id") if isinstance(r, Mapping) else None
+    return str(policy_id) if isinstance(policy_id, str | int) and policy_id != "" else f"policies[{i}]"
 
 
 def policy_to_record(p: Policy, scope: Scope | None = None) -> dict[str, Any]:
@@ -130,4 +199,7 @@ def policy_to_record(p: Policy, scope: Scope | None = None) -> dict[str, Any]:
 
 
 def policies_from_records(records: Iterable[Record]) -> tuple[Policy, ...]:
+    """Every policy of a snapshot, or `RecordError` at the first that cannot be read."""
+    if not isinstance(records, list | tuple):
+        raise RecordError(f"policies must be a list, not {type(records).__name__}")
     return tuple(policy_from_record(r) for r in records)

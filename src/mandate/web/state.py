@@ -24,6 +24,20 @@ log = logging.getLogger("mandate.server")
 Row = dict[str, Any]
 
 
+def report_governance_warnings(warnings: list[cache.GovernanceWarning]) -> None:
+    """Log, once per change, every governance row the server cannot fully use (MANDATE.md §3a)."""
+    if not warnings:
+        log.info("governance loaded without problems")
+        return
+    log.warning(
+        "governance has %d problem(s); the server contains each and keeps serving (`mandate governance check`"
+        " lists them)",
+        len(warnings),
+    )
+    for warning in warnings:
+        log.warning("governance problem: %s", warning)
+
+
 @dataclass
 class ServerState:
     database_url: str
@@ -36,7 +50,10 @@ class ServerState:
 
     async def reload_governance(self) -> None:
         async with self.pool.connection() as conn:
-            self.governance = await cache.load(conn)
+            governance = await cache.load(conn)
+        if set(map(str, governance.warnings)) != set(map(str, self.governance.warnings)):
+            report_governance_warnings(governance.warnings)
+        self.governance = governance
         self.governance_loaded.set()
 
     async def start(self) -> None:

@@ -731,7 +731,7 @@ async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
         snapshots: dict[UUID, Row | None] = {}
         stages = []
         for row in rows:
-            verdict = next((v for v in verdicts if v["stage"] in (row["stage"], None)), None)
+            verdict = next((v for v in reversed(verdicts) if v["stage"] == row["stage"]), None)
             if row["spec_id"] and (row["spec_id"], row["spec_version"]) not in specs:
                 for v in await gq.get_spec_versions(conn, row["spec_id"], org):
                     specs[(v["spec_id"], v["version"])] = v
