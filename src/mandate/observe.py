@@ -19,8 +19,10 @@ Extractors by declared type (the full rules are in ``docs/observe.md``):
 
 ``enum``
     a declared value as a whole word, case-insensitive, with plural (``refunds``), verb (``refunded``,
-    ``refunding``) and separator (``pre-commit`` / ``pre_commit`` / ``pre commit``) variants; the value that
-    occurs first in the text wins, the others are recorded as ``alternatives``.
+    ``refunding``) and separator (``pre-commit`` / ``pre_commit`` / ``pre commit``) variants; of the values the
+    text mentions, the one **declared last** wins (specs declare enum values from least to most risky, so the phase
+    never fills a less risky value than one the text mentions — MANDATE.md §3a); the others are recorded as
+    ``alternatives``, in text order.
 ``number``
     a money-named signal (``amount``, ``price``, ``refund``…) takes the largest currency amount (``$250``,
     ``USD 1,250.50``, ``40 €``); any other number signal takes the largest number written next to its own words
@@ -263,15 +265,17 @@ def _extract_enum(name: str, declared: object, lowered: str) -> Provenance | Non
             found.append((match.start(), match.start() - match.end(), index, value, pattern))
     if not found:
         return None
-    found.sort()
-    _, _, _, chosen, pattern = found[0]
+    found.sort()  # text order, for the alternatives
+    # Never lower risk (§3a): specs declare enum values from least to most risky, so the one declared last wins.
+    winner = max(found, key=lambda f: f[2])
+    _, _, _, chosen, pattern = winner
     return Provenance(
         signal=name,
         value=chosen,
         method="enum_word",
         pattern=pattern,
         token=chosen.strip().lower(),
-        alternatives=tuple(other for _, _, _, other, _ in found[1:]),
+        alternatives=tuple(other for _, _, index, other, _ in found if index != winner[2]),
     )
 
 

@@ -92,19 +92,27 @@ def test_the_declared_spelling_is_returned_not_the_text_spelling() -> None:
     assert (record.value, record.token) == ("Refund", "refund")
 
 
-def test_first_occurrence_wins_and_the_others_are_alternatives_in_text_order() -> None:
-    record = found("A fee, then a refund, then a charge.", "refund", "charge", "fee", "escalate")
+def test_the_value_declared_last_wins_and_the_others_are_alternatives_in_text_order() -> None:
+    record = found("A charge, then a refund, then a fee.", "refund", "fee", "charge", "escalate")
 
     assert record is not None
-    assert record.value == "fee"
-    assert record.alternatives == ("refund", "charge")
+    assert record.value == "charge"
+    assert record.alternatives == ("refund", "fee")
+
+
+def test_a_mentioned_riskier_value_is_never_lowered_by_an_earlier_milder_one() -> None:
+    text = "Dropping the table: low impact on reads, but critical for billing."
+    record = found(text, "low", "medium", "high", "critical")
+
+    assert record is not None
+    assert (record.value, record.alternatives) == ("critical", ("low",))
 
 
 def test_each_alternative_is_listed_once_even_when_repeated_in_the_text() -> None:
     record = found("refund refund fee refund fee", "refund", "fee")
 
     assert record is not None
-    assert (record.value, record.alternatives) == ("refund", ("fee",))
+    assert (record.value, record.alternatives) == ("fee", ("refund",))
 
 
 def test_the_longest_value_wins_at_the_same_position() -> None:
