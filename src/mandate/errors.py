@@ -6,6 +6,7 @@ MandateError                   every error this package raises on purpose; the m
 ├── ToolNotFound               no suitable psql / pg_dump / pg_restore for the server's version
 ├── BackupError                a backup could not be created, verified, copied or restored (says which and why)
 ├── MigrationError             a migration failed; the transaction was rolled back
+│   ├── MigrationFailed        a migration file's SQL failed (names the file, the error, DETAIL and HINT)
 │   ├── MigrationLockTimeout   another runner holds the migration lock (names its pid and application)
 │   ├── UnknownDatabaseShape   the database is neither empty, nor Mandate-managed, nor legacy Mandate
 │   ├── CheckFailed            a migration check (pre-flight, gate, verification) failed: names rows and remedy
@@ -38,6 +39,20 @@ class BackupError(MandateError):
 
 class MigrationError(MandateError):
     """A migration could not be applied; nothing of it was kept."""
+
+
+class MigrationFailed(MigrationError):
+    """The SQL of one migration file failed; `label` names the file, `detail`/`hint`/`sqlstate` are PostgreSQL's."""
+
+    def __init__(
+        self, message: str, *, version: int, label: str, sqlstate: str | None, detail: str | None, hint: str | None
+    ) -> None:
+        super().__init__(message)
+        self.version = version
+        self.label = label
+        self.sqlstate = sqlstate
+        self.detail = detail
+        self.hint = hint
 
 
 class MigrationLockTimeout(MigrationError):

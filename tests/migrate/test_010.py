@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from mandate.errors import MigrationFailed
 from mandate.migrate import baseline, catalog, legacy_data, runner
 from mandate.migrate.files import load
 from tests.helpers import MIGRATIONS, scalar
@@ -124,3 +125,22 @@ def test_an_unknown_checksum_of_009_is_still_reported(fresh_db: Callable[..., st
         conn.execute("UPDATE mandate.migration_log SET checksum = repeat('0', 64) WHERE migration_version = 9")
         conn.execute("ALTER TABLE mandate.migration_log ENABLE TRIGGER USER")
         assert [a.version for a, _ in runner.status(conn).changed] == [9]
+
+
+def test_the_released_009_names_itself_and_the_offending_key_when_it_fails(
+    fresh_db: Callable[..., str], tmp_path: Path
+) -> None:
+    released = tmp_path / "migrations"
+    released.mkdir()
+    for f in load(MIGRATIONS):
+        if f.version < 9:
+            shutil.copy(f.path, released / f.path.name)
+    shutil.copy(RELEASED_009, released / RELEASED_009.name)
+    url = _legacy_with_outcome_reports(fresh_db)
+    with psycopg.connect(url, autocommit=True) as conn:
+        with pytest.raises(MigrationFailed) as failed:
+            runner.Runner(conn, files=load(released)).up()
+        assert runner.status(conn, load(released)).current_version == 8  # 008 committed on its own, 009 did not
+    assert failed.value.label == "009_control_plane" and failed.value.sqlstate == "23503"
+    assert failed.value.detail is not None and failed.value.detail.startswith("Key (decision_id, stage)=(")
+    assert "executed) is not present" in failed.value.detail and f"DETAIL: {failed.value.detail}" in str(failed.value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -25,12 +26,13 @@ import psycopg
 import pytest
 from rich.console import Console
 
-from mandate.migrate import baseline, legacy_data, runbook, runner
+from mandate.migrate import baseline, files, legacy_data, runbook, runner
 from mandate.migrate.files import load
 from mandate.migrate.remedies import Remedies
 from tests.helpers import MIGRATIONS, psql, run_cli, scalar
 
 DECISIONS = 3000
+RELEASED_009 = Path(__file__).with_name("released") / "009_control_plane.sql"
 
 
 def make_corpus(fresh_db: Callable[..., str], decisions: int = DECISIONS) -> str:
@@ -162,6 +164,12 @@ def test_the_default_runbook_takes_the_corpus_to_head_and_it_is_served(corpus: s
     assert baseline.compare(before, capture(corpus)) == []
     assert shapes(corpus) == shapes_before
     assert data["smoke"]["passed"] and len(data["smoke"]["tests"]) == 4
+    assert data["chain_rehearsal"] == {
+        "chain": "008_rfc002_domain_identity_migration→" + load()[-1].label,
+        "ran": True,
+        "passed": True,
+        "duration_s": data["chain_rehearsal"]["duration_s"],
+    }
     with serving(corpus) as base:
         assert httpx.get(f"{base}/api/health").json()["status"] == "ok"
         entries = httpx.get(f"{base}/api/decisions/{outcome_decision}/timeline").json()["entries"]
@@ -235,3 +243,38 @@ def test_the_checklists_psql_commands_then_migrate_up_reach_head(corpus: str) ->
         assert runner.status(conn).pending == []
         assert scalar(conn, "SELECT count(*) FROM mandate.audit_timeline_entries WHERE decision_stage IS NOT NULL") > 0
     assert baseline.compare(before, capture(corpus)) == []
+
+
+def test_a_later_migration_that_would_fail_is_foreseen_before_anything_changes(
+    corpus: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 009 as first released (it rejects outcome reports), the rehearsal of 008→009 fails before the backup:
+    the report names 009 (not a phase of 008), PostgreSQL's DETAIL, and what can actually be done."""
+    shipped = tmp_path / "migrations"
+    shipped.mkdir()
+    for f in load(MIGRATIONS):
+        if f.version <= 8:
+            shutil.copy(f.path, shipped / f.path.name)
+    shutil.copy(RELEASED_009, shipped / RELEASED_009.name)
+    monkeypatch.setattr(files, "migrations_dir", lambda: shipped)
+    before = capture(corpus)
+    outcome = book(corpus, tmp_path).run()
+    assert outcome.status == "refused", outcome.message
+    failure = outcome.data["failure"]
+    assert failure["step"] == "pre-migration checks" and failure["database_changed"] is False
+    assert "009_control_plane cannot apply" in failure["message"]
+    assert (
+        "DETAIL: Key (decision_id, stage)=(" in failure["message"] and "executed) is not present" in failure["message"]
+    )
+    rehearsal = outcome.data["chain_rehearsal"]
+    assert rehearsal["failed_migration"] == "009_control_plane" and rehearsal["sqlstate"] == "23503"
+    assert any("009_control_plane" in n and "do not edit historical rows" in n for n in failure["next"])
+    assert not any("remedy each failed check" in n for n in failure["next"])
+    assert "backup" not in outcome.data and not list((tmp_path / "backups").rglob("*.dump"))
+    assert (
+        outcome.report_markdown is not None
+        and "DETAIL: Key (decision_id, stage)" in outcome.report_markdown.read_text()
+    )
+    assert baseline.compare(before, capture(corpus)) == []
+    with psycopg.connect(corpus) as conn:
+        assert scalar(conn, "SELECT to_regclass('mandate.migration_log')") is None

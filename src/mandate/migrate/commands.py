@@ -199,6 +199,14 @@ def migrate_run(
         int | None,
         typer.Option("--to", help="Stop after this migration (8 = only 008).", show_default="every pending one"),
     ] = None,
+    rehearse: Annotated[
+        bool | None,
+        typer.Option(
+            "--rehearse/--no-rehearse",
+            help="Rehearse 008→target in a rolled-back transaction before the backup.",
+            show_default="when the migration is estimated at ≤ 120 s",
+        ),
+    ] = None,
     domain_slug: DomainSlugOpt = None,
     domain_slug_file: DomainSlugFileOpt = None,
     unattributed_to: UnattributedOpt = None,
@@ -225,6 +233,7 @@ def migrate_run(
         stop_wait_s=stop_wait,
         start_wait_s=start_wait,
         to=to,
+        rehearse=rehearse,
         remedies=_remedies(domain_slug, domain_slug_file, unattributed_to, scope_id_map),
     )
     confirm = (lambda question: typer.confirm(question, default=False)) if sys.stdin.isatty() else None

@@ -42,7 +42,7 @@ from psycopg import conninfo, sql
 from rich.console import Console
 
 from mandate.db.connect import connect
-from mandate.errors import BackupError, CheckFailed, ConfigError, MandateError, MigrationError
+from mandate.errors import BackupError, CheckFailed, ConfigError, MandateError, MigrationError, MigrationFailed
 from mandate.migrate import backup as backups
 from mandate.migrate import baseline, checks, constraints, preflight, runner, services, smoke
 from mandate.migrate import estimate as estimating
@@ -57,6 +57,10 @@ LOCK_TABLES = ", ".join(f"mandate.{t}" for t in baseline.TABLES)
 LAST_REPORT = "migration-008-last-report"
 RETRY_BACKOFF_S = 2.0
 SETTLE_S = 3.0
+#: Rehearse the whole chain (008 → target, rolled back) before the backup when the estimated migration takes at most
+#: this long; beyond it, the gate's checks (which cover what 009 and 010 require of history) and the migration
+#: transaction itself (all or nothing) stand in for it, unless --rehearse asks for it anyway.
+REHEARSAL_LIMIT_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class Options:
     stop_wait_s: float = 300.0
     start_wait_s: float = 300.0
     to: int | None = None  # None: 008 and every later pending migration (what this Mandate needs)
+    rehearse: bool | None = None  # None: rehearse 008→target before the backup when it takes ≤ REHEARSAL_LIMIT_S
     remedies: Remedies = field(default_factory=Remedies)
 
     @property
@@ -103,6 +108,7 @@ class Options:
             "stop_wait_s": self.stop_wait_s,
             "start_wait_s": self.start_wait_s,
             "to": self.to,
+            "rehearse": self.rehearse,
             "remedies": self.remedies.as_json(),
         }
 
@@ -399,6 +405,73 @@ class Runbook:
                     "the pre-migration checks failed, nothing was changed:\n"
                     + "\n".join(f"  - {r.describe()}" for r in result.failed)
                 )
+            rehearsal = self._rehearse_chain(conn)
+            if rehearsal is not None:
+                step.summary += f"; {rehearsal}"
+
+    def _rehearse_chain(self, conn: psycopg.Connection[Any]) -> str | None:
+        """Prove, before the backup and before anything changes, that every migration from 008 to the target applies
+        to this data: run them with the remedies in a transaction that is rolled back. A failure names the migration,
+        PostgreSQL's error and DETAIL (MigrationFailed) and stops the run with the database unchanged."""
+        progress = self.progress
+        assert progress is not None
+        targets = [
+            f.label for f in load() if f.version >= VERSION and (self.opts.to is None or f.version <= self.opts.to)
+        ]
+        chain = f"{targets[0]}→{targets[-1]}" if targets else "008"
+        estimated = self.pf.estimate.migration_s if self.pf and self.pf.estimate else 0.0
+        wanted = self.opts.rehearse
+        if self.opts.dry_run or wanted is False or (wanted is None and estimated > REHEARSAL_LIMIT_S):
+            reason = (
+                "the dry run is itself the rehearsal"
+                if self.opts.dry_run
+                else "--no-rehearse"
+                if wanted is False
+                else f"the migration is estimated at {estimated:.0f} s (> {REHEARSAL_LIMIT_S:.0f} s); the gate's checks "
+                "and the all-or-nothing migration transaction stand in for it (--rehearse forces it)"
+            )
+            self.data["chain_rehearsal"] = {"chain": chain, "ran": False, "reason": reason}
+            progress.log(f"   rehearsal of {chain} not run: {reason}")
+            return None
+        progress.log(f"   rehearsing {chain} in a transaction that is rolled back (nothing is kept)")
+        started = time.perf_counter()
+        record: dict[str, Any] = {"chain": chain, "ran": True}
+        self.data["chain_rehearsal"] = record
+        try:
+            with conn.transaction(force_rollback=True):
+                self.opts.remedies.fill(conn)
+                runner.Runner(
+                    conn,
+                    lock_wait_s=self.lock_wait_s,
+                    lock_timeout=self.opts.lock_timeout,
+                    statement_timeout=self.opts.statement_timeout,
+                ).up(to=self.opts.to)
+        except MigrationFailed as exc:
+            if exc.sqlstate == "55P03":  # lock_not_available: other sessions (--allow-connections) hold the tables
+                reason = (
+                    f"not completed: other sessions held the tables beyond lock_timeout {self.opts.lock_timeout}; the "
+                    "migration transaction retries the locks and is all or nothing"
+                )
+                record.update(passed=None, reason=reason, duration_s=round(time.perf_counter() - started, 3))
+                self.data["warnings"].append(f"rehearsal of {chain}: {reason}")
+                progress.log(f"   rehearsal of {chain} {reason}", style="yellow")
+                return None
+            record.update(
+                passed=False,
+                duration_s=round(time.perf_counter() - started, 3),
+                failed_migration=exc.label,
+                sqlstate=exc.sqlstate,
+                detail=exc.detail,
+                hint=exc.hint,
+                error=str(exc),
+            )
+            raise CheckFailed(
+                f"the rehearsal of {chain} (rolled back) shows that {exc.label} cannot apply to this database, so "
+                f"nothing was changed and no backup was taken:\n  {exc}"
+            ) from exc
+        record.update(passed=True, duration_s=round(time.perf_counter() - started, 3))
+        progress.log(f"   rehearsal of {chain}: every migration applied, rolled back in {record['duration_s']:.2f} s")
+        return f"{chain} rehearsed and rolled back"
 
     def _log_checks(self, result: checks.CheckRun) -> None:
         assert self.progress is not None
@@ -577,6 +650,11 @@ class Runbook:
                         mig["error"] = str(exc)
                         mig["sqlstate"] = getattr(cause, "sqlstate", None)
                         mig["phase_at_error"] = progress.phases[-1].title if progress.phases else None
+                        if isinstance(exc, MigrationFailed):
+                            mig.update(failed_migration=exc.label, detail=exc.detail, hint=exc.hint)
+                            if exc.version != VERSION:
+                                # 008 finished every phase; the error belongs to the later migration.
+                                mig["phase_at_error"] = f"{exc.label} (after 008 completed its phases)"
                         raise
                     mig["applied"] = [f"{a.version:03d}_{a.name}" for a in applied]
                     step.summary = f"applied {', '.join(mig['applied'])}"
@@ -820,6 +898,18 @@ class Runbook:
                 "or, if the failure is outside the database (e.g. the API), fix it and run `mandate migrate verify 008` and `mandate migrate smoke 008`"
             )
             return steps
+        failed = exc.__cause__ if isinstance(exc, CheckFailed) else exc
+        if isinstance(failed, MigrationFailed) and failed.version != VERSION:
+            return [
+                f"nothing was committed: the database is unchanged (still before 008) and the current Mandate server "
+                f"can keep serving it; {failed.label} refuses rows of this database"
+                + (f" ({failed.detail})" if failed.detail else ""),
+                (f"do what PostgreSQL suggests: {failed.hint}" if failed.hint else "")
+                or f"history the original server wrote must migrate as is: send this report to the Mandate "
+                f"maintainers and install the release that fixes {failed.label}; do not edit historical rows",
+                "then rehearse on a copy with `mandate migrate run 008 --dry-run`, and run the same command again: "
+                f"`{self.command}`",
+            ]
         if step == "pre-flight":
             return ["fix what the pre-flight names above (or give --stop-command / --allow-connections)", rerun]
         if step == "pre-migration checks":

@@ -20,7 +20,7 @@ import psycopg
 from psycopg import sql
 
 import mandate
-from mandate.errors import MigrationError, MigrationLockTimeout, UnknownDatabaseShape
+from mandate.errors import MigrationError, MigrationFailed, MigrationLockTimeout, UnknownDatabaseShape
 from mandate.migrate import catalog
 from mandate.migrate.files import MigrationFile, load
 
@@ -283,8 +283,17 @@ class Runner:
         except psycopg.Error as exc:
             diag = exc.diag
             where = f" (at {diag.context.strip().splitlines()[0]})" if diag.context else ""
-            raise MigrationError(
+            detail = diag.message_detail.strip() if diag.message_detail else None
+            hint = diag.message_hint.strip() if diag.message_hint else None
+            raise MigrationFailed(
                 f"migration {f.label} failed and was rolled back: {(diag.message_primary or str(exc)).strip()}{where}"
+                + (f"\n  DETAIL: {detail}" if detail else "")
+                + (f"\n  HINT: {hint}" if hint else ""),
+                version=f.version,
+                label=f.label,
+                sqlstate=exc.sqlstate,
+                detail=detail,
+                hint=hint,
             ) from exc
         finally:
             self.conn.remove_notice_handler(forward)
