@@ -64,7 +64,7 @@ def test_a_resolution_finds_only_the_scopes_holding_authority() -> None:
     assert resolution.holder("finance.elsewhere") is PAYER  # without a tie, the resolved scope holds everything
 
 
-def test_scopes_that_can_tie_are_those_a_decision_could_match_equally() -> None:
+def test_scopes_that_can_tie_are_those_a_decision_could_fall_under_with_neither_containing_the_other() -> None:
     prod = replace(PAYER, scope_id="finance.prod", environment="prod", service=None, agent=None)
     ledger = replace(prod, scope_id="finance.ledger", environment=None, system="ledger")
     staging = replace(prod, scope_id="finance.staging", environment="staging")
@@ -78,3 +78,4 @@ def test_scopes_that_can_tie_are_those_a_decision_could_match_equally() -> None:
     assert not can_tie(ledger, other_domain)
     assert can_tie(billing, replace(billing, scope_id="finance.prod.x", service=None, system="x"))
     assert not can_tie(billing, replace(billing, scope_id="finance.y.x", environment="y", service=None, system="x"))
+    assert can_tie(billing, ledger)  # not equally specific, but neither contains the other: both hold authority

@@ -1,15 +1,20 @@
-"""Scope resolution (§3 step 5): which registered scope holds authority over a decision.
+"""Scope resolution (§3 step 5, with the rulings of §3a): which registered scopes hold authority over a decision.
 
 A scope matches when every one of its non-null selectors (environment, service, agent, system, tenant) equals the
-decision's attribution. The decision resolves to the most specific match (the one with most selectors). A scope's
-ancestors are the other matches whose selectors are a proper subset of its own (a domain-wide scope, with none, is
-an ancestor of every scope of its domain); their policies apply too. A match that is not nested that way, such as a
-sibling, lends no policies.
+decision's attribution. A matching scope's **ancestors** are the other matches whose selectors are a proper subset
+of its own (a domain-wide scope, with none, is an ancestor of every scope of its domain); their policies apply too.
 
-Equally specific matches are a tie (MANDATE.md §3a): **all of them hold authority**, and the candidate policies are
-the union of their chains (each tied scope and its ancestors), so registering a scope can never disable another
-team's BLOCK. `ScopeResolution.scope` is the tied scope with the smallest id; the evaluator records instead the tied
-scope whose chain holds the winning policy (`ScopeResolution.holder`).
+Every match that is not an ancestor of another match holds authority, each with its chain (itself and its
+ancestors), and the candidate policies are the union of those chains. Usually that is one scope, the most specific
+match, as §3 step 5 says. When several match and none contains the other — equally specific scopes (a tie, §3a), or
+a match that selects on a field the most specific one does not (`system: ledger` beside `environment, service,
+agent`) — all of them hold authority: registering a scope can never disable another team's BLOCK (§3a), which also
+makes adding a scope monotone (no decision ever gets a less severe verdict from it). We read §3a's rule for ties as
+covering the second case too, the reading that fails closed: §3 step 6 alone would let a newly registered, more
+specific scope silence the policies of a scope that is not nested in it.
+
+`ScopeResolution.scope` is the most specific scope holding authority (the smallest id among equals); the evaluator
+records instead the one whose chain holds the winning policy (`ScopeResolution.holder`).
 """
 
 from collections.abc import Iterable, Mapping
@@ -26,13 +31,13 @@ _Table = dict[tuple[str | None, ...], list[Scope]]  # selector values -> scopes 
 class ScopeResolution:
     """The scopes holding authority over a decision: the most specific matches and their ancestors.
 
-    `chains` is given for ties only: each tied scope's id with the ids of its own chain (itself and its ancestors).
-    Without it, every ancestor is in the chain of `scope`.
+    `chains` is given when several scopes hold authority: each one's id with the ids of its own chain (itself and its
+    ancestors), most specific first. Without it, every ancestor is in the chain of `scope`.
     """
 
     scope: Scope
-    ancestors: tuple[Scope, ...] = ()  # of every tied scope, most specific first, then by scope_id
-    tied_with: tuple[Scope, ...] = ()  # the other equally specific matches, by scope_id
+    ancestors: tuple[Scope, ...] = ()  # of every scope holding authority, most specific first, then by scope_id
+    tied_with: tuple[Scope, ...] = ()  # the other scopes holding authority, most specific first, then by scope_id
     chains: tuple[tuple[str, frozenset[str]], ...] = ()
     scope_ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
     """The scopes whose policies apply: the tied scopes by id, then the ancestors."""
@@ -53,7 +58,8 @@ class ScopeResolution:
         return None
 
     def holder(self, scope_id: str) -> Scope:
-        """The tied scope whose chain holds `scope_id` (the smallest id if several do; `scope` if none does)."""
+        """The scope holding authority whose chain holds `scope_id` (the most specific, then the smallest id, if several
+        do; `scope` if none does)."""
         for top_id, chain in self.chains:
             if scope_id in chain:
                 found = self.find(top_id)
@@ -109,23 +115,23 @@ class ScopeIndex:
                 matches.extend((mask, scope) for scope in hits)
         if not matches:
             return None
-        most = len(matches[0][0])  # masks come most specific first
-        top = sorted((m for m in matches if len(m[0]) == most), key=lambda m: m[1].scope_id)
-        lower = [m for m in matches if len(m[0]) < most]
-        if len(top) == 1:
-            names = frozenset(top[0][0])
-            ancestors = sorted((m for m in lower if names.issuperset(m[0])), key=_specific_first)
-            return ScopeResolution(top[0][1], tuple(scope for _, scope in ancestors))
+        # A match holds authority unless another match selects on a proper superset of its fields (then it is that
+        # match's ancestor). Matching scopes agree on every field both select on, so fields decide nesting.
+        masks = [frozenset(mask) for mask, _ in matches]
+        tops = [m for m, names in zip(matches, masks, strict=True) if not any(names < other for other in masks)]
+        tops.sort(key=_specific_first)
+        lower = [m for m in matches if not any(m is top for top in tops)]
+        if len(tops) == 1:
+            ancestors = sorted(lower, key=_specific_first)  # every other match is an ancestor of the only top
+            return ScopeResolution(tops[0][1], tuple(scope for _, scope in ancestors))
         chains = []
-        union: dict[str, tuple[_Mask, Scope]] = {}
-        for mask, scope in top:
+        for mask, scope in tops:
             names = frozenset(mask)
             own = [m for m in lower if names.issuperset(m[0])]
-            union.update((m[1].scope_id, m) for m in own)
             chains.append((scope.scope_id, frozenset([scope.scope_id, *(m[1].scope_id for m in own)])))
-        ancestors = sorted(union.values(), key=_specific_first)
+        ancestors = sorted(lower, key=_specific_first)
         return ScopeResolution(
-            top[0][1], tuple(scope for _, scope in ancestors), tuple(scope for _, scope in top[1:]), tuple(chains)
+            tops[0][1], tuple(scope for _, scope in ancestors), tuple(scope for _, scope in tops[1:]), tuple(chains)
         )
 
 
@@ -134,13 +140,14 @@ def _specific_first(match: tuple[_Mask, Scope]) -> tuple[int, str]:
 
 
 def can_tie(a: Scope, b: Scope) -> bool:
-    """Whether some decision could match `a` and `b` as equally specific scopes (a tie, §3a): same domain, as many
-    selectors, different selector fields, and the same value in every field both select on."""
+    """Whether some decision could fall under both `a` and `b` with neither an ancestor of the other — so that both
+    hold authority over it (a tie, §3a): same domain, each selecting on a field the other does not, and the same
+    value in every field both select on."""
     if (a.organization_id, a.domain) != (b.organization_id, b.domain) or a.scope_id == b.scope_id:
         return False
     mine, theirs = a.selectors, b.selectors
-    if len(mine) != len(theirs) or mine.keys() == theirs.keys():
-        return False  # fewer selectors is an ancestor, not a tie; the same fields with any value never tie
+    if mine.keys() <= theirs.keys() or theirs.keys() <= mine.keys():
+        return False  # nested (an ancestor), or the same fields, which never both match with different values
     return all(theirs[name] == value for name, value in mine.items() if name in theirs)
 
 

@@ -345,9 +345,8 @@ class _Planner:
             for other in sorted(others, key=lambda s: s.scope_id):
                 if can_tie(scope, other):
                     self.plan.warnings.append(
-                        f"scopes {scope.scope_id} and {other.scope_id} can tie (equally specific, different"
-                        " selectors): a decision matching both is governed by the policies of both, the most severe"
-                        " verdict winning"
+                        f"scopes {scope.scope_id} and {other.scope_id} can tie (neither contains the other): a"
+                        " decision matching both is governed by the policies of both, the most severe verdict winning"
                     )
 
     def _scopes(self) -> None:
