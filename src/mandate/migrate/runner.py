@@ -253,7 +253,8 @@ class Runner:
         started = time.perf_counter()
 
         def forward(diag: psycopg.errors.Diagnostic) -> None:
-            if diag.message_primary:
+            # Class 42 notices are PostgreSQL's "… already exists, skipping" for IF NOT EXISTS: not news, not shown.
+            if diag.message_primary and not (diag.sqlstate or "").startswith("42"):
                 self.progress(diag.message_primary)
 
         self.conn.add_notice_handler(forward)
