@@ -209,7 +209,9 @@ class Runbook:
         try:
             state = self._validate_database(conn)
             if state is not None:
-                return state
+                return state  # nothing to do, so nothing to confirm
+            if not self.opts.dry_run and not self.opts.yes and self.confirm is None:
+                raise ConfigError("no terminal to ask for confirmation: pass --yes to migrate without asking")
             return self._run_steps(conn)
         finally:
             conn.close()
@@ -222,8 +224,6 @@ class Runbook:
             raise ConfigError(f"--report: {problem}; nothing was done")
         if self.opts.backup_copy_to is not None and (problem := preflight.writable_dir(self.opts.backup_copy_to)):
             raise ConfigError(f"--backup-copy-to: {problem}; nothing was done")
-        if not self.opts.dry_run and not self.opts.yes and self.confirm is None:
-            raise ConfigError("no terminal to ask for confirmation: pass --yes to migrate without asking")
 
     def _validate_database(self, conn: psycopg.Connection[Any]) -> Outcome | None:
         """None when the run may go on; an Outcome when there is nothing to do. Raises for what rules it out."""
