@@ -25,14 +25,19 @@ part of a dump, so it is set again in the same transaction.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,6 +180,42 @@ def default_name(database: str, when: datetime | None = None) -> str:
     return f"{database}_backup_{when:%Y%m%d_%H%M%S}.dump"
 
 
+def _die_with(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the child asks the kernel for SIGKILL when its parent dies (prctl PR_SET_PDEATHSIG), and exits
+    at once if the parent is already gone."""
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the child only calls it
+
+    def arm() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arm
+
+
+def end_process_group(proc: subprocess.Popen[str], grace_s: float = 5.0) -> None:
+    """End `proc` and its process group (it was started in a session of its own): SIGTERM, then SIGKILL."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def remove_partials(directory: Path) -> list[Path]:
+    """Remove the `.partial` dumps an interrupted run left in `directory` or its run folders; return them."""
+    found = sorted({*directory.glob("*.partial"), *directory.glob("*/*.partial")}) if directory.is_dir() else []
+    for path in found:
+        path.unlink(missing_ok=True)
+    return found
+
+
 def create(url: str, directory: Path, name: str | None = None) -> Backup:
     """`pg_dump -Fc` of the whole database into `directory`; writes the manifest next to it. Not yet verified."""
     major, version, database, tables = _server(url)
@@ -186,17 +227,27 @@ def create(url: str, directory: Path, name: str | None = None) -> Backup:
     target, env = _client_env(url)
     partial = path.with_name(path.name + ".partial")
     started = time.perf_counter()
-    result = subprocess.run(
+    # pg_dump runs in its own process group (a Ctrl-C in the terminal reaches only us, and we end it), and on Linux
+    # it is killed by the kernel if we die first (kill -9): no orphaned dump keeps a session and a file open.
+    proc = subprocess.Popen(
         [str(pg_dump.path), "--format=custom", "--blobs", "--file", str(partial), "--dbname", target],
-        capture_output=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         text=True,
         env=env,
-        check=False,
+        start_new_session=True,
+        preexec_fn=_die_with(os.getpid()) if sys.platform == "linux" else None,
     )
-    dump_s = time.perf_counter() - started
-    if result.returncode != 0:
+    try:
+        _, stderr = proc.communicate()
+    except BaseException:
+        end_process_group(proc)
         partial.unlink(missing_ok=True)
-        raise BackupError(f"pg_dump failed (exit {result.returncode}): {result.stderr.strip()[-2000:]}")
+        raise
+    dump_s = time.perf_counter() - started
+    if proc.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise BackupError(f"pg_dump failed (exit {proc.returncode}): {stderr.strip()[-2000:]}")
     partial.rename(path)
     backup = Backup(
         path=path,

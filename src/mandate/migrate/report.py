@@ -737,6 +737,14 @@ def render(data: Data) -> str:
     add(f"- Started {data.get('started_at')}, finished {data.get('finished_at')}, {_secs(data.get('duration_s'))}")
     add(f"- Mode: {'dry run (everything in one transaction, rolled back)' if data.get('dry_run') else 'real run'}")
     add(f"- Log: `{data.get('log_path')}`")
+    resumed = data.get("resumed")
+    if resumed:
+        add(
+            f"- Resumed: run `{resumed.get('run_id')}` committed the migration but stopped before its end; this run "
+            "finished what it skipped (checks after COMMIT, ANALYZE, smoke tests, this report)"
+        )
+    for path in data.get("removed_partials") or []:
+        add(f"- Removed the unfinished backup file of an interrupted run: `{path}`")
     add("")
 
     add("## Outcome")

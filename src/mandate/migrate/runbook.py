@@ -28,6 +28,7 @@ the next command; after COMMIT that is the restore of the verified backup.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import sys
 import time
@@ -171,6 +172,14 @@ class Runbook:
         live: bool | None = None,
         lock_wait_s: float = 30.0,
     ) -> None:
+        # Every path the report, the restore command and migration_log.details name is absolute.
+        options = dataclasses.replace(
+            options,
+            backup_dir=options.backup_dir.absolute() if options.backup_dir else None,
+            backup_copy_to=options.backup_copy_to.absolute() if options.backup_copy_to else None,
+            report=options.report.absolute() if options.report else None,
+        )
+        data_dir = data_dir.absolute()
         self.url = url
         self.opts = options
         self.data_dir = data_dir
@@ -199,6 +208,7 @@ class Runbook:
         self.backup: backups.Backup | None = None
         self.committed = False
         self.restore_state: dict[str, Any] | None = None
+        self.resume: dict[str, Any] | None = None  # migration_log.details.runbook of a run killed after COMMIT
 
     # -- entry point ----------------------------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -233,6 +243,9 @@ class Runbook:
                 "the database is empty: there is no legacy data to migrate; `mandate migrate up` installs Mandate"
             )
         applied = {a.version: a for a in st.applied}
+        if VERSION in applied and (unfinished := self._unfinished_run(conn)) is not None:
+            self.resume = unfinished
+            return None
         if VERSION in applied:
             a = applied[VERSION]
             message = (
@@ -252,8 +265,22 @@ class Runbook:
         self.opts.remedies.validate(conn)
         return None
 
+    def _unfinished_run(self, conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+        """The runbook details of the run that committed 008 when it never wrote its report (it was killed or lost
+        its machine after COMMIT, before ANALYZE, the checks after COMMIT, the smoke tests and the report)."""
+        row = conn.execute(
+            "SELECT details FROM mandate.migration_log WHERE migration_version = %s", (VERSION,)
+        ).fetchone()
+        found = ((row[0] if row else None) or {}).get("runbook") or {}
+        report = found.get("report")
+        if not report or found.get("dry_run") or Path(report).with_suffix(".json").is_file():
+            return None
+        return dict(found)
+
     # -- the steps ------------------------------------------------------------------------------------------------
     def _run_steps(self, conn: psycopg.Connection[Any]) -> Outcome:
+        if self.resume is not None:
+            return self._finish_unfinished_run(conn, self.resume)
         progress = Progress(self.console, self.log_path, live=self.live)
         self.progress = progress
         self._init_data()
@@ -286,6 +313,55 @@ class Runbook:
             except KeyboardInterrupt:
                 self._failed(MigrationError("interrupted (Ctrl-C)"))
                 raise
+            finally:
+                self._finish()
+        return self._outcome()
+
+    def _finish_unfinished_run(self, conn: psycopg.Connection[Any], previous: dict[str, Any]) -> Outcome:
+        """Finish, for a run killed after COMMIT, what it skipped: the checks after COMMIT, ANALYZE, --start-command,
+        the smoke tests and its report (written where that run announced it)."""
+        self.markdown = Path(previous["report"])
+        self.json = self.markdown.with_suffix(".json")
+        self.log_path = self.markdown.with_name(self.markdown.stem + "-resumed.log")
+        self.run_dir = self.markdown.parent
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        progress = Progress(self.console, self.log_path, live=self.live)
+        self.progress = progress
+        self._init_data()
+        self.committed = True
+        self.data["resumed"] = {
+            "run_id": previous.get("run_id"),
+            "reason": "that run committed the migration but stopped before its end (no report was written)",
+        }
+        self.data["migration"] = {"committed": True, "applied_by_run": previous.get("run_id")}
+        backup = previous.get("backup") or {}
+        if backup.get("path"):
+            self.data["backup_of_run"] = backup
+            self.data["restore_command"] = backups.restore_command(Path(backup["path"]), self.url)
+        before = previous.get("baseline_before")
+        with progress, contextlib.ExitStack() as held:
+            progress.log(
+                f"{APPLICATION}: run {previous.get('run_id')} committed the migration but never wrote its report "
+                f"({self.markdown}); finishing what it skipped: checks after COMMIT, ANALYZE, smoke tests, report"
+            )
+            try:
+                held.enter_context(_migration_lock(conn, self.lock_wait_s))
+                if before:
+                    self.before = baseline.from_json(before)
+                    self.data["baseline"]["before"] = before
+                else:
+                    with conn.transaction(force_rollback=True):
+                        self.before = baseline.capture(conn)
+                    self.data["warnings"].append(
+                        "the interrupted run recorded no baseline: row counts are compared with themselves"
+                    )
+                self._after_commit(conn)
+                held.close()
+                self._start_services()
+                self._step_smoke()
+                self.data["outcome"] = "succeeded"
+            except (MandateError, psycopg.Error) as exc:
+                self._failed(exc)
             finally:
                 self._finish()
         return self._outcome()
@@ -358,6 +434,18 @@ class Runbook:
                     + "; ".join(f"{i.title}: {i.measured} ({i.detail})" for i in pf.failed)
                 )
             held.enter_context(_migration_lock(conn, self.lock_wait_s))
+            removed = backups.remove_partials(self.backup_dir)
+            if removed:
+                self.data["removed_partials"] = [str(p) for p in removed]
+                progress.log(
+                    f"   removed {len(removed)} unfinished backup file(s) an interrupted run left behind: "
+                    + ", ".join(str(p) for p in removed),
+                    style="yellow",
+                )
+                self.data["warnings"].append(
+                    f"removed {len(removed)} unfinished backup file(s) of an interrupted run: "
+                    + ", ".join(str(p) for p in removed)
+                )
             self.data["rehearsal"] = self._rehearsal()
             self.data["previous_backup"] = self._previous_backup()
             step.summary = (
@@ -638,6 +726,7 @@ class Runbook:
                             "run_id": self.run_id,
                             "dry_run": opts.dry_run,
                             "report": str(self.markdown),
+                            "baseline_before": baseline.as_json(self.before),
                             "backup": {"path": str(self.backup.path), "sha256": self.backup.sha256}
                             if self.backup
                             else None,
