@@ -220,7 +220,7 @@ class Runbook:
             state = self._validate_database(conn)
             if state is not None:
                 return state  # nothing to do, so nothing to confirm
-            if not self.opts.dry_run and not self.opts.yes and self.confirm is None:
+            if self.resume is None and not self.opts.dry_run and not self.opts.yes and self.confirm is None:
                 raise ConfigError("no terminal to ask for confirmation: pass --yes to migrate without asking")
             return self._run_steps(conn)
         finally:
