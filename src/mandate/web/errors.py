@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.routing import Match
 
 from mandate.db.decisions import BadCursor
@@ -24,7 +25,9 @@ from mandate.service import IngestError, Problem, record_rejection
 log = logging.getLogger("mandate.server")
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
+    """JSON by orjson. A JSONResponse to FastAPI too, so that OpenAPI describes bodies as JSON, not strings."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
