@@ -15,6 +15,8 @@ import orjson
 import psycopg
 import pytest
 
+from mandate.group_commit import _connection_lost
+from mandate.web.errors import sqlstate_status
 from tests.helpers import scalar
 from tests.web.conftest import LiveServer
 from tests.web.test_api import CRITICAL_DROP, ORG, _counts, api, flat
@@ -361,3 +363,41 @@ def test_the_openapi_document_states_every_response_model_and_status(api: LiveSe
 def test_the_organization_is_still_found_when_omitted(api: LiveServer) -> None:
     r = api.client.get("/api/decisions", params={"organization_id": ORG})
     assert r.status_code == 200
+
+
+# -- database errors by SQLSTATE -------------------------------------------------------------------------------------
+
+
+def _error(conn: psycopg.Connection[Any], statement: str) -> psycopg.Error:
+    try:
+        conn.execute(statement)
+    except psycopg.Error as exc:
+        return exc
+    raise AssertionError(f"{statement} did not fail")
+
+
+def test_database_errors_map_to_statuses_by_sqlstate_class(db_url: str) -> None:
+    big = "".join(chr(0x1F000 + i) for i in range(3000))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE TEMP TABLE t (k text PRIMARY KEY)")
+        conn.execute("INSERT INTO t VALUES ('a')")
+        errors = {
+            "22012": _error(conn, "SELECT 1/0"),
+            "23505": _error(conn, "INSERT INTO t VALUES ('a')"),
+            "54000": _error(conn, f"INSERT INTO t VALUES ('{big}')"),
+            "57014": _error(conn, "SET statement_timeout = 10; SELECT pg_sleep(1)"),
+            "42P01": _error(conn, "SELECT * FROM no_such_table"),
+        }
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    try:
+        psycopg.connect(f"postgresql://nobody@127.0.0.1:{port}/x?connect_timeout=1")
+    except psycopg.OperationalError as exc:
+        lost = exc
+    assert {state: exc.sqlstate for state, exc in errors.items()} == {state: state for state in errors}
+    assert isinstance(errors["54000"], psycopg.OperationalError)  # an OperationalError, yet not a lost connection
+    statuses = {state: sqlstate_status(exc) for state, exc in errors.items()}
+    assert statuses == {"22012": 422, "23505": 409, "54000": 422, "57014": 503, "42P01": 500}
+    assert (lost.sqlstate, sqlstate_status(lost)) == (None, 503)
+    assert not _connection_lost(errors["54000"]) and _connection_lost(lost)
