@@ -220,6 +220,31 @@ def _existing(path: Path) -> Path:
     return path
 
 
+def _search_path(p: Preflight, conn: psycopg.Connection[Any]) -> None:
+    """The database-level search_path the checklist's plain psql commands rely on. CREATE DATABASE … TEMPLATE (the
+    usual staging copy) does not carry it; 008 sets it again, but the operator should know (and a copy made after
+    the migration needs it set by hand)."""
+    row = conn.execute(
+        "SELECT (SELECT string_agg(c, ', ') FROM pg_db_role_setting s, unnest(s.setconfig) c "
+        "        WHERE s.setdatabase = d.oid AND s.setrole = 0 AND c LIKE 'search_path=%%') "
+        "FROM pg_database d WHERE d.datname = current_database()"
+    ).fetchone()
+    setting = row[0] if row else None
+    command = f"ALTER DATABASE {_quote(p.database)} SET search_path = mandate, public"
+    if setting and "mandate" in setting:
+        p.add("search_path", "database-level search_path", "PASS", setting)
+        return
+    p.add(
+        "search_path",
+        "database-level search_path",
+        "WARN",
+        setting or "not set",
+        "the database has no default search_path including mandate (a CREATE DATABASE … TEMPLATE copy does not "
+        'carry it), so the checklist\'s plain `psql -d … -c "INSERT INTO domains …"` commands would not find the '
+        f"tables; migration 008 sets it; on a copy made after the migration set it with `{command}`",
+    )
+
+
 def run(
     conn: psycopg.Connection[Any],
     *,
@@ -309,6 +334,7 @@ def run(
     )
 
     _dependents(p, conn)
+    _search_path(p, conn)
 
     stats = conn.execute(_DB_STATS).fetchone()
     if stats is not None:

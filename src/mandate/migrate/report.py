@@ -869,10 +869,17 @@ def render(data: Data) -> str:
         add("## Row counts and content checksums")
         add("")
         rows = []
+        created = base.get("created_by_remedies") or {}
         for t, b in base["before"].items():
             a = (base.get("after") or {}).get(t) or {}
             c = (base.get("counts_after_commit") or {}).get(t)
-            same = (not a or (a["rows"] == b["rows"] and a["checksum"] == b["checksum"])) and (c in (None, b["rows"]))
+            if not a and c is None:
+                equal = "not counted (the run stopped before)"
+            elif (not a or (a["rows"] == b["rows"] and a["checksum"] == b["checksum"])) and c in (None, b["rows"]):
+                equal = "yes"
+            else:
+                equal = "**NO**"
+            extra = created.get(t) or []
             rows.append(
                 [
                     t,
@@ -881,12 +888,22 @@ def render(data: Data) -> str:
                     "" if c is None else c,
                     b["checksum"],
                     a.get("checksum", ""),
-                    "yes" if same else "**NO**",
+                    equal,
+                    f"+{len(extra)}: " + ", ".join(extra) if extra else "",
                 ]
             )
         out.extend(
             _table(
-                ["table", "rows before", "rows after", "after COMMIT", "checksum before", "checksum after", "equal"],
+                [
+                    "table",
+                    "rows before",
+                    "rows after",
+                    "after COMMIT",
+                    "checksum before",
+                    "checksum after",
+                    "equal",
+                    "created by remedies (not in the counts)",
+                ],
                 rows,
             )
         )

@@ -839,6 +839,7 @@ class Runbook:
                 self.data["baseline"]["after"] = baseline.as_json(after)
                 diffs = baseline.compare(self.before, after)
                 self.data["baseline"]["differences"] = diffs
+                self.data["baseline"]["created_by_remedies"] = baseline.created_by_remedies(conn)
             self._log_checks(result)
             step.summary = (
                 ("after COMMIT: " if after_commit else "")
