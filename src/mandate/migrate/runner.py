@@ -253,8 +253,10 @@ class Runner:
         started = time.perf_counter()
 
         def forward(diag: psycopg.errors.Diagnostic) -> None:
-            # Class 42 notices are PostgreSQL's "… already exists, skipping" for IF NOT EXISTS: not news, not shown.
-            if diag.message_primary and not (diag.sqlstate or "").startswith("42"):
+            # What the migration says (RAISE: its phases) and every warning are shown; PostgreSQL's own notices
+            # ("… already exists, skipping" for IF [NOT] EXISTS) are not news to the operator.
+            said = diag.source_function == "exec_stmt_raise" or diag.severity_nonlocalized != "NOTICE"
+            if diag.message_primary and said:
                 self.progress(diag.message_primary)
 
         self.conn.add_notice_handler(forward)
