@@ -27,7 +27,8 @@ EXPECTED_ROWS = [
     ("support_reply_guard", "PAUSE", "PAUSE by pol-refund-001"),
     ("support_reply_guard", "ALLOW", "ALLOW by default"),
 ]
-ROW = re.compile(r"^│ ([0-9a-f]{8}) │ (\w+)\s*│ ([\w.]+)\s*│ (\w+)\s*│ (ALLOW|PAUSE|BLOCK|OBSERVE)\s*│ (.+?)\s*│$")
+HEADING = re.compile(r"^(ALLOW|PAUSE|BLOCK|OBSERVE) +([0-9a-f]{8})  ([\w.]+) \((\w+)\) by (\w+)$")
+WIDTH = 80
 
 
 @pytest.fixture
@@ -50,18 +51,21 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     raise AssertionError(f"the embedded PostgreSQL (pid {pid}) did not stop")
 
 
-def mandate(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+def mandate(data_dir: Path, *args: str, columns: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COLUMNS")}
     env["MANDATE_DATA_DIR"] = str(data_dir)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
     return subprocess.run(
         [sys.executable, "-m", "mandate", *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 
 def serve_then_interrupt(data_dir: Path) -> dict[str, object]:
-    """Run `mandate demo --port 0` (serving), ask its API for health, press Ctrl-C (SIGINT), and wait for it."""
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update(MANDATE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
+    """Run `mandate demo --port 0` (serving), ask its API for health and the pages it names, press Ctrl-C (SIGINT),
+    and wait for it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "COLUMNS")}
+    env.update(MANDATE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1", COLUMNS=str(WIDTH))
     process = subprocess.Popen(
         [sys.executable, "-m", "mandate", "demo", "--port", "0"], stdout=subprocess.PIPE, text=True, env=env
     )
@@ -76,34 +80,67 @@ def serve_then_interrupt(data_dir: Path) -> dict[str, object]:
         docs = re.search(r"^API docs: (http://127\.0\.0\.1:\d+)/docs$", output, flags=re.MULTILINE)
         assert docs, output
         assert re.search(rf"^UI: +{re.escape(docs[1])}/$", output, flags=re.MULTILINE), output
+        decision = re.search(rf"^decision: {re.escape(docs[1])}(/decisions/[0-9a-f-]{{36}})$", output, re.MULTILINE)
+        assert decision, output
+        assert re.search(r"^ +or `mandate replay [0-9a-f]{8}`", output, flags=re.MULTILINE), output
+        assert "press Ctrl-C to stop everything" in output  # the demo started the database: it stops it too
         health = httpx.get(f"{docs[1]}/api/health", timeout=10).json()["status"]
-        pages = [httpx.get(f"{docs[1]}{path}", timeout=10).status_code for path in ("/", "/docs")]
+        pages = [httpx.get(f"{docs[1]}{path}", timeout=10).status_code for path in ("/", "/docs", decision[1])]
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    return {
-        "health": health,
-        "pages": pages,
-        "returncode": process.returncode,
-        "stopped": rest.strip().endswith("stopped"),
-    }
+    return {"health": health, "pages": pages, "returncode": process.returncode, "after": rest}
 
 
 def rows(output: str) -> list[tuple[str, str, str]]:
-    """(agent, verdict, first line of the explanation) per table row."""
-    return [(m[2], m[5], m[6]) for m in map(ROW.match, output.splitlines()) if m]
+    """(agent, verdict, explanation) per decision block: a heading line, then the explanation indented below it."""
+    found: list[tuple[str, str, list[str]]] = []
+    current: list[str] | None = None
+    for line in output.splitlines():
+        if m := HEADING.match(line):
+            current = []
+            found.append((m[5], m[1], current))
+        elif current is not None and line.startswith(" " * 8):
+            current.append(line.strip())
+        else:
+            current = None
+    return [(agent, verdict, " ".join(lines)) for agent, verdict, lines in found]
 
 
 def assert_table(output: str) -> None:
     found = rows(output)
     assert [(agent, verdict) for agent, verdict, _ in found] == [
         (agent, verdict) for agent, verdict, _ in EXPECTED_ROWS
-    ]
+    ], output
     for (_, _, explanation), (_, _, start) in zip(found, EXPECTED_ROWS, strict=True):
         assert explanation.startswith(start), (explanation, start)
+
+
+def assert_reads_at_80_columns(output: str, url: str) -> None:
+    """Every line fits, nothing is cut: each stored explanation is there in full (wrapped only at spaces), and each
+    policy and scope name of the run appears whole on one line."""
+    assert "…" not in output
+    too_long = [line for line in output.splitlines() if len(line) > WIDTH]
+    assert too_long == []
+    with psycopg.connect(url) as conn:
+        verdicts = conn.execute(
+            "SELECT summary, scope_id, matched_policy_ids, explanation->>'winning_policy_id' "
+            "FROM mandate.verdict_events"
+        ).fetchall()
+    assert len(verdicts) == len(EXPECTED_ROWS)
+    flowing = " ".join(output.split())
+    names: set[str] = set()
+    for summary, scope_id, matched, winner in verdicts:
+        assert " ".join(summary.split()) in flowing, summary
+        names.update(n for n in (scope_id, winner, *(matched or ())) if n)
+    names.update(p for _, _, start in EXPECTED_ROWS for p in re.findall(r"by ((?:policy|pol)-[\w-]+)", start))
+    assert {"config-management.prod.db-admin-tool", "policy-block-unbackedup-drops-v1"} <= names
+    for name in names:
+        whole = re.compile(rf"(?<![\w.-]){re.escape(name)}(?![\w-]|\.\w)")
+        assert any(whole.search(line) for line in output.splitlines()), f"{name} is not whole on any line"
 
 
 def governance_counts(url: str) -> dict[str, int]:
@@ -123,19 +160,29 @@ def decision_count(url: str) -> int:
     return int(row[0])
 
 
+def database_runs(data_dir: Path) -> bool:
+    status = mandate(data_dir, "db", "status")
+    assert status.returncode == 0, status.stderr
+    assert f"data:     {data_dir / 'pgdata'}" in status.stdout
+    return "running:  yes" in status.stdout
+
+
 @pytest.mark.slow
 def test_demo_sets_up_plays_the_agents_and_can_run_again(data_dir: Path) -> None:
-    first = mandate(data_dir, "demo", "--no-serve", "--port", "0")
+    first = mandate(data_dir, "demo", "--no-serve", "--port", "0", columns=WIDTH)
 
     assert first.returncode == 0, first.stderr
     assert "demo governance: applied" in first.stdout
     assert_table(first.stdout)
-    assert "backup_first == false" in first.stdout
-    assert "mandate serve" in first.stdout
+    assert "backup_first == false" in " ".join(first.stdout.split())
+    assert re.search(r"`mandate replay [0-9a-f]{8}`", first.stdout) and "`mandate serve`" in first.stdout
+    assert "stopped the embedded PostgreSQL the demo started" in first.stdout
+    assert not database_runs(data_dir)  # the demo stops the database it started
 
     url_result = mandate(data_dir, "db", "url")
     assert url_result.returncode == 0, url_result.stderr
     url = url_result.stdout.strip()
+    assert_reads_at_80_columns(first.stdout, url)
     governance = governance_counts(url)
     assert governance["organizations"] == 1 and governance["domains"] == 2 and governance["policy_snapshots"] == 3
     assert decision_count(url) == len(EXPECTED_ROWS)
@@ -147,12 +194,22 @@ def test_demo_sets_up_plays_the_agents_and_can_run_again(data_dir: Path) -> None
     assert_table(second.stdout)
     assert governance_counts(url) == governance
     assert decision_count(url) == 2 * len(EXPECTED_ROWS)  # fresh decision ids each run
+    # It ran before the demo: the demo leaves it running, and says how to stop it.
+    assert "keeps running" in second.stdout and "`mandate db stop`" in second.stdout
+    assert database_runs(data_dir)
+    stopped = mandate(data_dir, "db", "stop")
+    assert stopped.returncode == 0 and "stopped the embedded PostgreSQL" in stopped.stdout, stopped.stderr
+    assert not database_runs(data_dir)
 
     serving = serve_then_interrupt(data_dir)
 
     assert serving["health"] == "ok"
-    assert serving["pages"] == [200, 200]  # the UI and the API docs the demo prints
-    assert serving["returncode"] == 0 and serving["stopped"]
+    assert serving["pages"] == [200, 200, 200]  # the UI, the API docs and the decision the demo names
+    assert serving["returncode"] == 0
+    after = str(serving["after"])
+    assert "stopped the server" in after and "stopped the embedded PostgreSQL the demo started" in after
+    assert not database_runs(data_dir)
+    url = mandate(data_dir, "db", "url").stdout.strip()
     assert governance_counts(url) == governance
     assert decision_count(url) == 3 * len(EXPECTED_ROWS)
 

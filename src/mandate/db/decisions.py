@@ -294,3 +294,16 @@ async def verdicts_over_time(
         await conn.execute("SELECT set_config('TimeZone', %s, true)", [time_zone])
         cur = await conn.execute(query, [unit, *params, unit, start, unit, end, unit])
         return await cur.fetchall()
+
+
+async def decision_ids_between(
+    conn: AsyncConnection[dict[str, Any]], low: UUID, high: UUID, *, limit: int
+) -> list[UUID]:
+    """Distinct decision ids from `low` to `high` inclusive, smallest first, at most `limit`: the ids that start
+    with a typed prefix are one such range (UUIDs compare as their hex text does), found on the primary key."""
+    cur = await conn.execute(
+        """SELECT DISTINCT decision_id FROM mandate.decision_events
+           WHERE decision_id BETWEEN %s AND %s ORDER BY decision_id LIMIT %s""",
+        [low, high, limit],
+    )
+    return [row["decision_id"] for row in await cur.fetchall()]

@@ -1,7 +1,10 @@
 """`mandate demo`: from nothing to a running Mandate with decisions to look at, in one command.
 
     database (embedded unless DATABASE_URL) → migrate → apply the demo governance → start the server →
-    play the example agents through the SDK → table of decisions → serve until Ctrl-C (or exit: --no-serve)
+    play the example agents through the SDK → the decisions, explained → serve until Ctrl-C (or exit: --no-serve)
+
+On the way out it stops what it started: the server, and the embedded PostgreSQL when the demo started it (one
+that was already running keeps running, and the demo says how to stop it: `mandate db stop`). The data stays.
 
 Safe to run again: the data directory and the database are reused, applying the demo governance a second time
 writes nothing, and every run's decisions get fresh decision ids.
@@ -9,7 +12,6 @@ writes nothing, and every run's decisions get fresh decision ids.
 
 from __future__ import annotations
 
-import errno
 import signal
 import socket
 import threading
@@ -20,15 +22,18 @@ from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from mandate.config import Settings
 from mandate.console import out, settings
+from mandate.db import embedded
 from mandate.db.connect import connect
 from mandate.db.url import database_url
 from mandate.errors import MandateError
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
+from mandate.listener import listen
 from mandate.migrate.runner import Runner
 
 if TYPE_CHECKING:
@@ -52,33 +57,55 @@ def demo(
     from mandate.demo.play import play
     from mandate.demo.scenarios import ORGANIZATION_ID
 
-    listener = _listen(host, port)  # first: a busy port is refused before anything is set up
-    try:
-        url = _set_up()
-    except BaseException:
-        listener.close()
-        raise
-    base = f"http://{_client_host(host)}:{listener.getsockname()[1]}"
-    with _serving(url, listener):
-        try:
-            with MandateClient(base, organization_id=ORGANIZATION_ID) as client:
-                played = play(client)
-        except SDKError as exc:  # the SDK's errors are not the CLI's: say what failed, without a traceback
-            raise MandateError(f"the demo's agents could not play against {base}: {exc}") from exc
-        out.print(_table(played))
-        if no_serve:
-            out.print("the decisions are stored; `mandate serve` shows them at http://127.0.0.1:3000/")
-            return
-        out.print(f"UI:       {base}/")
-        out.print(f"API docs: {base}/docs")
-        out.print("serving; press Ctrl-C to stop")
-        _wait_for_interrupt()
-    out.print("stopped")
-
-
-def _set_up() -> str:
-    """The database (embedded unless DATABASE_URL), migrated, with the demo governance; returns its URL."""
     cfg = settings()
+    # The demo stops the embedded PostgreSQL on the way out if it is the one that starts it.
+    started_database = cfg.database_url is None and not embedded.status(cfg.data_dir).running
+    listener = listen(host, port)  # a busy port is refused before anything is set up
+    try:
+        try:
+            url = _set_up(cfg)
+        except BaseException:
+            listener.close()
+            raise
+        base = f"http://{_client_host(host)}:{listener.getsockname()[1]}"
+        with _serving(url, listener):
+            try:
+                with MandateClient(base, organization_id=ORGANIZATION_ID) as client:
+                    played = play(client)
+            except SDKError as exc:  # the SDK's errors are not the CLI's: say what failed, without a traceback
+                raise MandateError(f"the demo's agents could not play against {base}: {exc}") from exc
+            out.print(Decisions(played))
+            example = next((p.verdict for p in played if p.verdict.verdict == "BLOCK"), played[0].verdict)
+            short = str(example.decision_id)[:8]
+            if no_serve:
+                out.print(f"the decisions are stored: `mandate replay {short}` re-evaluates one;")
+                out.print("`mandate serve` serves the UI that shows them all (http://127.0.0.1:3000/)")
+            else:
+                out.print(f"UI:       {base}/")
+                out.print(f"API docs: {base}/docs")
+                out.print(f"decision: {base}/decisions/{example.decision_id}")
+                out.print(f"          or `mandate replay {short}`: one decision in full, re-evaluated")
+                out.print(f"serving; press Ctrl-C to stop {'everything' if started_database else 'the server'}")
+                _wait_for_interrupt()
+        if not no_serve:
+            out.print("stopped the server")
+    finally:
+        _leave_database(cfg, started_database)
+
+
+def _leave_database(cfg: Settings, started_here: bool) -> None:
+    """Stop the embedded PostgreSQL if the demo started it; otherwise say that it runs and how to stop it."""
+    if cfg.database_url is not None:
+        return
+    if started_here:
+        if embedded.stop(cfg.data_dir) is not None:
+            out.print(Text(f"stopped the embedded PostgreSQL the demo started (its data stays in {cfg.data_dir})"))
+    elif embedded.status(cfg.data_dir).running:
+        out.print("the embedded PostgreSQL keeps running (it ran before the demo): `mandate db stop` stops it")
+
+
+def _set_up(cfg: Settings) -> str:
+    """The database (embedded unless DATABASE_URL), migrated, with the demo governance; returns its URL."""
     url = database_url(cfg)
     with connect(url, application="mandate demo") as conn:
         applied = Runner(
@@ -95,24 +122,6 @@ def _set_up() -> str:
     else:
         out.print(f"demo governance: applied ({result.rows_written} rows)")
     return url
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise MandateError(
-                f"port {port} on {host} is already in use (another `mandate demo` or `mandate serve`?); "
-                "stop it, choose another with --port, or pass --port 0 to pick a free one"
-            ) from None
-        raise MandateError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(128)
-    return sock
 
 
 @contextmanager
@@ -158,20 +167,37 @@ def _wait_for_interrupt() -> None:
             signal.signal(sig, handler)
 
 
-def _table(played: list[Played]) -> Table:
-    table = Table("decision", "agent", "intent", "stage", "verdict", "explanation", title="Decisions of this demo run")
-    for p in played:
-        v = p.verdict
-        # Text, not markup: summaries hold lists in brackets ("in [password, oauth, mfa]").
-        table.add_row(
-            str(v.decision_id)[:8],
-            Text(p.scenario.agent),
-            Text(p.scenario.intent),
-            Text(v.stage),
-            Text(v.verdict, style=VERDICT_STYLE.get(v.verdict, "")),
-            Text(v.summary),
-        )
-    return table
+class Decisions:
+    """The decisions of a run, one block each: verdict, decision id (its first 8 characters, which `mandate replay`
+    takes), what was asked, and the explanation wrapped below. It reads at any width from 60 columns: only the
+    explanation wraps, at spaces, so policy and scope names are never cut."""
+
+    INDENT = 8
+
+    def __init__(self, played: list[Played]) -> None:
+        self.played = played
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield Text("Decisions of this demo run", style="bold")
+        margin = Text(" " * self.INDENT)
+        for p in self.played:
+            v = p.verdict
+            yield Text.assemble(
+                (f"{v.verdict:<{self.INDENT}}", VERDICT_STYLE.get(v.verdict, "")),
+                (str(v.decision_id)[:8], "cyan"),
+                "  ",
+                (p.scenario.intent, "bold"),
+                f" ({v.stage}) by {p.scenario.agent}",
+            )
+            # Text, not markup: summaries hold lists in brackets ("in [password, oauth, mfa]").
+            explanation = Text(v.summary)
+            others = [policy for policy in v.matched_policy_ids if policy != v.winning_policy_id]
+            if others:  # outranked by the winner, still part of the answer
+                explanation.append(f"\n(also matched: {', '.join(others)})", style="dim")
+            for line in explanation.wrap(console, max(options.max_width - self.INDENT, 20)):
+                line.rstrip()  # the space a line was broken at
+                yield margin + line
+            yield Text()
 
 
 def _client_host(host: str) -> str:
