@@ -22,7 +22,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, Connection
+from psycopg.rows import dict_row
 
 from mandate.evaluator import (
     CompiledSnapshot,
@@ -109,18 +110,32 @@ ACTIVE_SNAPSHOTS = """SELECT DISTINCT ON (organization_id, domain) snapshot_id::
                       ORDER BY organization_id, domain, version DESC, created_at DESC, snapshot_id DESC"""
 
 
+_QUERIES = (
+    "SELECT organization_id::text AS id FROM mandate.organizations",
+    "SELECT organization_id::text AS organization_id, domain FROM mandate.domains",
+    SCOPES,
+    SPECS,
+    ACTIVE_SNAPSHOTS,
+)
+
+
 async def load(conn: AsyncConnection[Row]) -> Governance:
     """Read all governance in one repeatable-read snapshot of the database. Never fails on what a row holds."""
     async with conn.transaction():
         await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        orgs = await (await conn.execute("SELECT organization_id::text AS id FROM mandate.organizations")).fetchall()
-        domains = await (
-            await conn.execute("SELECT organization_id::text AS organization_id, domain FROM mandate.domains")
-        ).fetchall()
-        scopes = await (await conn.execute(SCOPES)).fetchall()
-        specs = await (await conn.execute(SPECS)).fetchall()
-        snapshots = await (await conn.execute(ACTIVE_SNAPSHOTS)).fetchall()
-    return build(orgs, domains, scopes, specs, snapshots)
+        rows = [await (await conn.execute(query)).fetchall() for query in _QUERIES]
+    return build(*rows)
+
+
+GovernanceRows = tuple[list[Row], list[Row], list[Row], list[Row], list[Row]]
+"""What `build` takes: the rows of organizations, domains, scopes, specs and active snapshots (plain, picklable)."""
+
+
+def read_rows(conn: Connection[Any]) -> GovernanceRows:
+    """The rows `load` reads, from a synchronous connection, inside the caller's transaction if any."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        orgs, domains, scopes, specs, snapshots = (cur.execute(query).fetchall() for query in _QUERIES)
+    return orgs, domains, scopes, specs, snapshots
 
 
 def build(

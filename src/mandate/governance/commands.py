@@ -31,6 +31,13 @@ def apply(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check everything and show what would be written; write nothing.")
     ] = False,
+    gate: Annotated[
+        Path | None,
+        typer.Option("--gate", help="Publish only if the shadow result over stored history passes these gates."),
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", help="The history --gate evaluates: 30d, 12h, 2w, … or all.")
+    ] = "30d",
 ) -> None:
     """Apply governance bundles: checked all-or-nothing against the database, then written in one transaction."""
     if not files and not demo:
@@ -38,13 +45,36 @@ def apply(
     bundle = load_bundle(files or [])
     if demo:
         bundle = load_demo_bundle() + bundle
+    if gate is not None:
+        if demo:
+            raise typer.BadParameter("--gate takes bundle files, not --demo", param_hint="--gate")
+        _gate(files or [], gate, since)
     with connect(database_url(settings()), application="mandate apply") as conn:
-        _require_head(conn)
+        require_head(conn)
         result = apply_bundle(conn, bundle, dry_run=dry_run)
     _report(result, bundle)
 
 
-def _require_head(conn: Connection[Any]) -> None:
+def _gate(files: list[Path], gate: Path, since: str) -> None:
+    """Refuse to publish (exit 1, offending decisions listed) when the shadow result breaks a declared gate."""
+    from mandate.db.history import Window
+    from mandate.shadow import gates as gating
+    from mandate.shadow.commands import parse_since, run_shadow
+
+    declared = gating.load_gates(gate)
+    result = run_shadow(files, Window(parse_since(since)))
+    checked = gating.check(declared, result.tally)
+    for g in checked:
+        mark = "[green]pass[/]" if g.passed else "[red]FAIL[/]"
+        out.print(f"gate {mark}: {g.gate.label} — {g.measured} over {result.tally.evaluated} stored decision(s)")
+        if not g.passed and g.offenders:
+            out.print(f"  offending decisions: {', '.join(g.offenders)}")
+    if not all(g.passed for g in checked):
+        out.print("[red]not published:[/] the candidate breaks a gate (see `mandate shadow` for the full report)")
+        raise typer.Exit(1)
+
+
+def require_head(conn: Connection[Any]) -> None:
     pending = runner.status(conn).pending
     if pending:
         raise SchemaTooOld(
@@ -81,7 +111,7 @@ def check() -> None:
 
     url = database_url(settings())
     with connect(url, application="mandate governance check") as conn:
-        _require_head(conn)
+        require_head(conn)
     warnings = asyncio.run(_load_warnings(url))
     if not warnings:
         out.print("[green]governance check: no problems[/] — every stored spec, scope and active policy is usable")

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import mandate
 from mandate.db.connect import use_fast_json
 from mandate.group_commit import GroupCommit
-from mandate.web import api, errors, ui
+from mandate.web import api, errors, shadow, ui
 from mandate.web.errors import BodyTooLarge, JSONResponse, error_body, printable_text
 from mandate.web.state import ServerState
 
@@ -69,6 +69,7 @@ def create_app(
     app.state.mandate = server
     errors.install(app)
     app.include_router(api.router)
+    app.include_router(shadow.router)
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
 
