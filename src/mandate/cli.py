@@ -23,6 +23,7 @@ from mandate.governance.commands import apply
 from mandate.governance.commands import check as governance_check
 from mandate.listener import listen
 from mandate.migrate.commands import backup_app, migrate_app
+from mandate.shadow.commands import shadow_command
 
 app = typer.Typer(help="Mandate: a governance control plane for AI agents.", no_args_is_help=True)
 db_app = typer.Typer(help="Where the database is; start, stop and inspect the embedded one.", no_args_is_help=True)
@@ -34,6 +35,7 @@ governance_app = typer.Typer(help="Governance as stored: what the server can and
 governance_app.command("check")(governance_check)
 app.add_typer(governance_app, name="governance")
 app.command("demo")(demo)
+app.command("shadow")(shadow_command)
 
 
 def _version(value: bool) -> None:
