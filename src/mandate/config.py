@@ -7,6 +7,9 @@
 | MANDATE_MIGRATION_LOCK_WAIT      | seconds a runner waits for another runner's lock                | 30                 |
 | MANDATE_LOCK_TIMEOUT             | PostgreSQL lock_timeout per migration                           | 10s                |
 | MANDATE_STATEMENT_TIMEOUT        | PostgreSQL statement_timeout per migration (0 = none)           | 0                  |
+
+Read elsewhere, at the edges: COLUMNS (the width commands print at, console.py; a terminal's own width otherwise)
+and MANDATE_DEBUG (set: an unexpected error shows its traceback instead of one sentence, cli.py).
 """
 
 from __future__ import annotations
