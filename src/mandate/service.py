@@ -96,6 +96,7 @@ class DecisionRequest:
     timestamp: datetime
     unstructured_context: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)  # the body as received, for the idempotency hash
+    token_id: uuid.UUID | None = None  # the API token that sent it (never its secret); None without authentication
 
     def request_hash(self) -> str:
         return hashlib.sha256(orjson.dumps(self.raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -239,9 +240,10 @@ def explanation_dict(evaluation: Evaluation, observed: ObserveResult | None) -> 
 INSERT_DECISION = """
 WITH ins_d AS (
     INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
-                                         organization_id, domain, spec_id, spec_version, request_hash)
+                                         organization_id, domain, spec_id, spec_version, request_hash, token_id)
     VALUES (%(decision_id)s, %(intent)s, %(stage)s::mandate.stage, %(actor)s, %(target)s, %(context)s, %(scope)s,
-            %(timestamp)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s, %(request_hash)s)
+            %(timestamp)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s, %(request_hash)s,
+            %(token_id)s)
     ON CONFLICT (decision_id, stage) DO NOTHING
     RETURNING decision_id, stage
 ), ins_v AS (
@@ -317,6 +319,7 @@ def prepare(governance: Governance, req: DecisionRequest, *, received_at: dateti
         "spec_id": evaluation.spec_id,
         "spec_version": evaluation.spec_version,
         "request_hash": request_hash,
+        "token_id": req.token_id,
         "verdict_id": verdict_id,
         "snapshot_id": evaluation.snapshot_id,
         "snapshot_version": evaluation.snapshot_version,
@@ -330,7 +333,13 @@ def prepare(governance: Governance, req: DecisionRequest, *, received_at: dateti
         "explanation": Jsonb(explanation),
         "pause_requires": list(evaluation.pause_requires) if evaluation.verdict.value == "PAUSE" else None,
         "pause_expires_at": evaluation.expires_at if evaluation.verdict.value == "PAUSE" else None,
-        "received_details": Jsonb({"request_hash": request_hash, "observe_phase": observed is not None}),
+        "received_details": Jsonb(
+            {
+                "request_hash": request_hash,
+                "observe_phase": observed is not None,
+                **({} if req.token_id is None else {"token_id": str(req.token_id)}),
+            }
+        ),
         "evaluated_summary": explanation["summary"],
         "evaluated_details": Jsonb(
             {

@@ -20,7 +20,7 @@ DECISION_COLUMNS = sql.SQL(
     """d.decision_id, d.stage::text AS stage, d.organization_id, d.domain, d.intent, d.actor, d.target,
        d."timestamp", d.created_at, d.spec_id, d.spec_version, d.scope AS attribution,
        v.verdict_id, v.verdict::text AS verdict, v.scope_id, v.owning_team, v.snapshot_id, v.snapshot_version,
-       v.summary, v.matched_policy_ids"""
+       v.summary, v.matched_policy_ids, d.token_id"""
 )
 VERDICT_STAGE = """coalesce(v.stage, (SELECT e.stage FROM mandate.decision_events e
                                       WHERE e.decision_id = v.decision_id ORDER BY e.created_at, e.stage LIMIT 1))"""
@@ -83,6 +83,8 @@ class DecisionFilter:
     target: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    domains: tuple[str, ...] | None = None  # the caller's token may see only these domains (None: every one)
+    token_id: UUID | None = None  # only the decisions this token sent (an agent's own)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ def _where(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list
         add("{t}.organization_id = %s", f.organization_id)
     if f.domain is not None:
         add("{t}.domain = %s", f.domain)
+    if f.domains is not None:
+        add("{t}.domain = ANY(%s)", list(f.domains))
+    if f.token_id is not None:
+        add("d.token_id = %s", f.token_id)
     if f.since is not None:
         add('{t}."timestamp" >= %s', f.since)
     if f.until is not None:
@@ -175,7 +181,9 @@ async def get_verdicts(conn: AsyncConnection[dict[str, Any]], decision_id: UUID)
         """SELECT v.verdict_id, v.decision_id, {stage}::text AS stage, v.verdict::text AS verdict, v.organization_id,
                   v.domain, v.spec_id, v.spec_version, v.snapshot_id, v.snapshot_version, v.scope_id, v.owning_team,
                   v.matched_policy_ids, v.summary, v.explanation, v.pause_requires, v.pause_expires_at,
-                  v."timestamp", v.created_at
+                  v."timestamp", v.created_at,
+                  (SELECT d.token_id FROM mandate.decision_events d
+                   WHERE d.decision_id = v.decision_id AND d.stage = {stage}) AS token_id
            FROM mandate.verdict_events v WHERE v.decision_id = %s ORDER BY v."timestamp", v.verdict_id"""
     ).format(stage=sql.SQL(VERDICT_STAGE))
     cur = await conn.execute(query, [decision_id])
