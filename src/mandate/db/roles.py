@@ -1,0 +1,150 @@
+"""Least-privilege database roles: an owner role that runs migrations and owns schema `mandate`, and an application
+role for `mandate serve` that may only read and append (docs/security.md lists the GRANTs).
+
+The application role owns nothing, is no superuser and has no DDL, UPDATE, DELETE or TRUNCATE right, so it can
+neither `ALTER TABLE … DISABLE TRIGGER` nor `SET session_replication_role` (both need ownership or superuser): the
+append-only triggers hold whatever the server does. It gets SELECT on every table of `mandate`, INSERT on every
+table but `NOT_FROM_THE_SERVER` (tokens are issued by the CLI, migrations by the runner), USAGE on its sequences,
+and — through default privileges — the same on tables the owner role creates in later migrations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+OWNER = "mandate_owner"
+APP = "mandate_app"
+NOT_FROM_THE_SERVER = ("migration_log", "api_tokens", "api_token_revocations")
+
+_TRANSFER = """
+DO $$
+DECLARE
+    owner text := current_setting('mandate.new_owner');
+    r record;
+BEGIN
+    EXECUTE format('ALTER SCHEMA mandate OWNER TO %I', owner);
+    FOR r IN
+        SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND NOT (c.relkind = 'S' AND EXISTS (
+              SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.classid = 'pg_class'::regclass
+                AND d.deptype IN ('a', 'i')))
+    LOOP
+        EXECUTE format('ALTER %s mandate.%I OWNER TO %I',
+                       CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                                      WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+                       r.relname, owner);
+    END LOOP;
+    FOR r IN SELECT p.oid::regprocedure AS routine FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+             WHERE n.nspname = 'mandate'
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO %I', r.routine, owner);
+    END LOOP;
+    FOR r IN SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+             WHERE n.nspname = 'mandate' AND t.typtype IN ('e', 'd')
+    LOOP
+        EXECUTE format('ALTER TYPE mandate.%I OWNER TO %I', r.typname, owner);
+    END LOOP;
+END
+$$"""
+
+
+@dataclass(frozen=True)
+class RolesCreated:
+    owner: str
+    app: str
+    owner_created: bool
+    app_created: bool
+    insert_tables: list[str]
+
+
+def _role_exists(conn: psycopg.Connection[Any], name: str) -> bool:
+    return conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone() is not None
+
+
+def _login_role(conn: psycopg.Connection[Any], name: str, password: str | None) -> bool:
+    """Create (or bring back to these attributes) a plain login role; True when created."""
+    created = not _role_exists(conn, name)
+    attributes = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOINHERIT")
+    verb = sql.SQL("CREATE ROLE" if created else "ALTER ROLE")
+    statement = sql.SQL("{} {} {}").format(verb, sql.Identifier(name), attributes)
+    if password is not None:
+        statement += sql.SQL(" PASSWORD {}").format(sql.Literal(password))
+    conn.execute(statement)
+    return created
+
+
+def create_roles(
+    conn: psycopg.Connection[Any],
+    *,
+    owner: str = OWNER,
+    app: str = APP,
+    owner_password: str | None = None,
+    app_password: str | None = None,
+) -> RolesCreated:
+    """Create or update both roles, give schema `mandate` (and the database) to the owner, and grant the app role
+    exactly what the server needs. One transaction; run it as a superuser (or the current owner with CREATEROLE)."""
+    if owner == app:
+        raise ValueError("the owner role and the application role must differ")
+    with conn.transaction():
+        owner_created = _login_role(conn, owner, owner_password)
+        app_created = _login_role(conn, app, app_password)
+        database = conn.execute("SELECT current_database()").fetchone()
+        assert database is not None
+        db, o, a = sql.Identifier(database[0]), sql.Identifier(owner), sql.Identifier(app)
+        conn.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, o))
+        conn.execute("SELECT set_config('mandate.new_owner', %s, true)", [owner])
+        conn.execute(_TRANSFER)
+        tables = [
+            r[0]
+            for r in conn.execute(
+                """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p') ORDER BY 1"""
+            ).fetchall()
+        ]
+        inserts = [t for t in tables if t not in NOT_FROM_THE_SERVER]
+        for statement in (
+            "REVOKE CREATE ON SCHEMA mandate FROM PUBLIC",
+            "REVOKE ALL ON DATABASE {db} FROM {a}",
+            "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {a}",
+            "GRANT USAGE ON SCHEMA mandate TO {a}",
+            "REVOKE ALL ON ALL TABLES IN SCHEMA mandate FROM {a}",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA mandate TO {a}",
+            "GRANT USAGE ON ALL SEQUENCES IN SCHEMA mandate TO {a}",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA mandate GRANT SELECT, INSERT ON TABLES TO {a}",
+            "ALTER DEFAULT PRIVILEGES FOR ROLE {o} IN SCHEMA mandate GRANT USAGE ON SEQUENCES TO {a}",
+        ):
+            conn.execute(sql.SQL(statement).format(db=db, o=o, a=a))
+        for table in inserts:
+            conn.execute(sql.SQL("GRANT INSERT ON mandate.{} TO {}").format(sql.Identifier(table), a))
+    return RolesCreated(owner, app, owner_created, app_created, inserts)
+
+
+def privilege_warnings(conn: psycopg.Connection[Any]) -> list[str]:
+    """Why the connected role could switch the append-only guarantee off: superuser, or owner of Mandate's tables."""
+    row = conn.execute(
+        """SELECT current_user, r.rolsuper,
+                  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p')
+                     AND pg_has_role(current_user, c.relowner, 'USAGE')) AS owned
+           FROM pg_roles r WHERE r.rolname = current_user"""
+    ).fetchone()
+    if row is None:
+        return []
+    user, superuser, owned = row
+    warnings = []
+    if superuser:
+        warnings.append(
+            f"the server connects as {user}, a superuser: it could disable the append-only triggers "
+            "(SET session_replication_role, ALTER TABLE … DISABLE TRIGGER)"
+        )
+    elif owned:
+        warnings.append(
+            f"the server connects as {user}, which owns {owned} of Mandate's tables: it could disable their "
+            "append-only triggers (ALTER TABLE … DISABLE TRIGGER)"
+        )
+    return warnings
