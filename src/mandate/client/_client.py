@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 import httpx
 
-from mandate.client import _wire
+from mandate.client import _trace, _wire
 from mandate.client._guard import ContextArg, Guard, OnPause, TargetArg, TextArg
 from mandate.client._verdict import Verdict
 
@@ -27,8 +27,8 @@ class MandateClient:
                                      target="production.users", actor="db-agent")
             if verdict.blocked: ...
 
-    `organization_id` and `domain` are defaults for `decide` (each call may override them). `token` is sent as
-    `Authorization: Bearer …`. `timeout` is per attempt; `retries` is how many times a failed attempt is
+    `organization_id` and `domain` are defaults for `decide` (each call may override them). `token` (default: the
+    MANDATE_API_TOKEN environment variable) is sent as `Authorization: Bearer …`. `timeout` is per attempt; `retries` is how many times a failed attempt is
     retried (connection errors, timeouts, 503) with exponential backoff from `backoff` seconds, with jitter.
     """
 
@@ -39,7 +39,7 @@ class MandateClient:
         organization_id: str | UUID | None = None,
         domain: str | None = None,
         token: str | None = None,
-        timeout: float | httpx.Timeout = 10.0,
+        timeout: float | httpx.Timeout = _wire.DEFAULT_TIMEOUT_S,
         retries: int = 2,
         backoff: float = 0.25,
         transport: httpx.BaseTransport | None = None,
@@ -51,7 +51,11 @@ class MandateClient:
         self.domain = domain
         self._retry = _wire.RetryPolicy(retries=retries, backoff=backoff)
         self._http = httpx.Client(
-            base_url=self.base_url, headers=_wire.headers(token), timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=_wire.headers(token),
+            timeout=timeout,
+            transport=transport,
+            event_hooks={"request": [_trace.inject]},
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------------------

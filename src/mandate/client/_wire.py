@@ -12,6 +12,7 @@ Retries. A request is sent at most `retries + 1` times, with exponential backoff
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ from mandate.client._verdict import Verdict
 
 USER_AGENT = f"mandate-python/{__version__}"
 RETRY_STATUSES = frozenset({502, 503, 504})
+DEFAULT_TIMEOUT_S = 15.0
+"""Per attempt: longer than the server's own bound (10 s while its database is down, docs/reliability.md), so a
+client sees the server's 503 — and retries it — rather than a timeout of its own."""
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -88,8 +92,14 @@ def unreachable(exc: httpx.TransportError, url: str, attempts: int) -> MandateUn
     )
 
 
+TOKEN_VARIABLE = "MANDATE_API_TOKEN"
+
+
 def headers(token: str | None) -> dict[str, str]:
+    """Every request's headers; the token is `token`, else the MANDATE_API_TOKEN environment variable."""
     h = {"user-agent": USER_AGENT, "accept": "application/json"}
+    if token is None:
+        token = os.environ.get(TOKEN_VARIABLE) or None
     if token:
         h["authorization"] = f"Bearer {token}"
     return h
