@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from psycopg import Connection, sql
 
@@ -30,9 +31,20 @@ class Window:
     scope: str | None = None
 
 
-def query(window: Window) -> tuple[sql.Composed, list[Any]]:
+KeyRange = tuple[UUID | None, UUID | None]
+"""[low, high) bounds on decision_id (None: unbounded): how a window is cut into chunks read in parallel."""
+
+
+def query(window: Window, keys: KeyRange = (None, None)) -> tuple[sql.Composed, list[Any]]:
     clauses: list[sql.Composable] = []
     params: list[Any] = []
+    low, high = keys
+    if low is not None:
+        clauses.append(sql.SQL("d.decision_id >= %s"))
+        params.append(low)
+    if high is not None:
+        clauses.append(sql.SQL("d.decision_id < %s"))
+        params.append(high)
     if window.since is not None:
         clauses.append(sql.SQL('d."timestamp" >= %s'))
         params.append(window.since)
@@ -60,11 +72,13 @@ def query(window: Window) -> tuple[sql.Composed, list[Any]]:
     return statement, params
 
 
-def stream(conn: Connection[Any], window: Window, *, batch: int = 2000) -> Iterator[list[HistoryRow]]:
-    """The window's decision stages in key order, `batch` rows at a time, from a server-side cursor.
+def stream(
+    conn: Connection[Any], window: Window, keys: KeyRange = (None, None), *, batch: int = 2000
+) -> Iterator[list[HistoryRow]]:
+    """The window's decision stages (within `keys`) in key order, `batch` rows at a time, from a server-side cursor.
 
     `conn` must be in a transaction (server-side cursors live in one); the caller chooses its isolation."""
-    statement, params = query(window)
+    statement, params = query(window, keys)
     with conn.cursor(name="mandate_shadow_history") as cur:
         cur.itersize = batch
         cur.execute(statement, params)

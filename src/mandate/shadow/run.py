@@ -5,10 +5,12 @@
    the governance it would produce is read back in that transaction. Nothing is written; a bundle that fails
    validation raises `BundleError` before any decision is read.
 2. In one repeatable-read, read-only transaction, the governance in force (the baseline) is read, and the stored
-   decisions of the window are streamed in key order with a server-side cursor.
-3. Batches are judged by the pure evaluator (`tally.judge_batch`) — in worker processes when there are several
-   cores and enough history, each building both governances once from their rows — and merged in key order, so
-   examples are the first ones in key order whatever the number of workers. Memory stays flat.
+   decisions of the window are streamed in key order (decision_id, stage) with a server-side cursor.
+3. Batches are judged by the pure evaluator (`tally.judge_batch`). With several cores and enough history, the key
+   space is cut into consecutive ranges that worker processes read and judge in parallel — each with its own
+   connection in the snapshot the main transaction exports (`pg_export_snapshot`), so all of them see one
+   consistent history, and each building both governances once from their rows. Tallies merge in key order, so
+   the examples are the first ones in key order whatever the number of workers. Memory stays flat.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import psycopg
+from psycopg import sql
+from psycopg.types.json import set_json_loads
 
 from mandate.db import history
 from mandate.governance import cache
@@ -56,13 +62,15 @@ def candidate_rows(conn: psycopg.Connection[Any], bundle: Bundle) -> cache.Gover
         return cache.read_rows(conn)
 
 
-def count(conn: psycopg.Connection[Any], window: history.Window) -> int:
-    """How many decision stages the window holds (for progress)."""
+def count(conn: psycopg.Connection[Any], window: history.Window, *, limit: int | None = None) -> int:
+    """How many decision stages the window holds (for progress), or `limit` when it holds at least that many."""
     statement, params = history.query(window)
-    from psycopg import sql
-
-    row = conn.execute(sql.SQL("SELECT count(*) FROM ({}) AS h").format(statement), params).fetchone()
-    return int(row[0]) if row else 0
+    bounded = sql.SQL("{} LIMIT %s").format(statement) if limit is not None else statement
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM ({}) AS h").format(bounded), [*params, *([limit] if limit else [])]
+    )
+    found = row.fetchone()
+    return int(found[0]) if found else 0
 
 
 def shadow(
@@ -79,68 +87,116 @@ def shadow(
     with psycopg.connect(url, autocommit=True, application_name="mandate shadow") as conn:
         candidate = candidate_rows(conn, bundle)
     with psycopg.connect(url, application_name="mandate shadow") as conn:
+        _fast_json(conn)
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         baseline = cache.read_rows(conn)
-        total = count(conn, window)
-        n = _workers(workers, total)
+        n = _workers(workers, conn, window)
         tally = Tally(examples)
         read = evaluate = 0.0
-        batches = _timed(history.stream(conn, window, batch=BATCH))
         if n <= 1:
-            base, cand = cache.build(*baseline), cache.build(*candidate)
-            for rows, waited in batches:
-                read += waited
-                t = time.perf_counter()
-                tally.merge(judge_batch(base, cand, rows, examples))
-                evaluate += time.perf_counter() - t
-                if progress:
-                    progress(len(rows))
+            part, read, evaluate = _judge_range(
+                conn, window, (None, None), cache.build(*baseline), cache.build(*candidate), examples, progress
+            )
+            tally.merge(part)
         else:
-            context = multiprocessing.get_context("spawn" if os.name != "posix" else "forkserver")
-            with context.Pool(n, initializer=_init, initargs=(baseline, candidate, examples)) as pool:
-                sizes: list[int] = []
-
-                def feed() -> Iterator[list[history.HistoryRow]]:
-                    nonlocal read
-                    for rows, waited in batches:
-                        read += waited
-                        sizes.append(len(rows))
-                        yield rows
-
-                t = time.perf_counter()
-                for i, part in enumerate(pool.imap(_judge, feed(), chunksize=1)):
+            # Workers read their own key ranges in this transaction's snapshot: one consistent history.
+            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+            assert row is not None
+            context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+            init = (url, row[0], window, baseline, candidate, examples)
+            with context.Pool(n, initializer=_init, initargs=init) as pool:
+                for part, rows, waited, judged in pool.imap(_judge_chunk, _chunks(n * CHUNKS_PER_WORKER)):
                     tally.merge(part)
+                    read += waited
+                    evaluate += judged
                     if progress:
-                        progress(sizes[i])
-                evaluate = time.perf_counter() - t - read
+                        progress(rows)
         conn.rollback()
-    return ShadowResult(tally, window, time.perf_counter() - started, read, max(evaluate, 0.0), n)
+    return ShadowResult(tally, window, time.perf_counter() - started, read, evaluate, n)
 
 
-def _workers(asked: int | None, total: int) -> int:
-    if asked is not None:
-        return max(1, asked)
-    if total < IN_PROCESS_BELOW:
-        return 1
-    return max(1, min(os.cpu_count() or 1, total // BATCH))
+CHUNKS_PER_WORKER = 8  # key ranges per worker: small enough to balance, large enough to stream
 
 
-def _timed(batches: Iterator[list[history.HistoryRow]]) -> Iterator[tuple[list[history.HistoryRow], float]]:
+def _chunks(n: int) -> list[history.KeyRange]:
+    """`n` consecutive [low, high) ranges covering every decision_id, in key order."""
+    bounds = [uuid.UUID(int=(i << 128) // n) for i in range(1, n)]
+    lows: list[uuid.UUID | None] = [None, *bounds]
+    highs: list[uuid.UUID | None] = [*bounds, None]
+    return list(zip(lows, highs, strict=True))
+
+
+def _judge_range(
+    conn: psycopg.Connection[Any],
+    window: history.Window,
+    keys: history.KeyRange,
+    baseline: cache.Governance,
+    candidate: cache.Governance,
+    examples: int,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Tally, float, float]:
+    """The tally of one key range, with the seconds spent waiting for rows and judging them."""
+    tally = Tally(examples)
+    read = judged = 0.0
+    batches = history.stream(conn, window, keys, batch=BATCH)
     while True:
         t = time.perf_counter()
         rows = next(batches, None)
+        read += time.perf_counter() - t
         if rows is None:
-            return
-        yield rows, time.perf_counter() - t
+            return tally, read, judged
+        t = time.perf_counter()
+        tally.merge(judge_batch(baseline, candidate, rows, examples))
+        judged += time.perf_counter() - t
+        if progress:
+            progress(len(rows))
 
 
-# Worker processes: both governances built once per process from their (picklable) rows.
+def _workers(asked: int | None, conn: psycopg.Connection[Any], window: history.Window) -> int:
+    if asked is not None:
+        return max(1, asked)
+    cores = os.cpu_count() or 1
+    if cores == 1 or count(conn, window, limit=IN_PROCESS_BELOW) < IN_PROCESS_BELOW:
+        return 1
+    return cores
+
+
+def _fast_json(conn: psycopg.Connection[Any]) -> None:
+    set_json_loads(orjson.loads, conn)
+
+
+# Worker processes: a connection in the exported snapshot, and both governances built once from their rows.
 _state: dict[str, Any] = {}
 
 
-def _init(baseline: cache.GovernanceRows, candidate: cache.GovernanceRows, examples: int) -> None:
-    _state.update(baseline=cache.build(*baseline), candidate=cache.build(*candidate), examples=examples)
+def _init(
+    url: str,
+    snapshot: str,
+    window: history.Window,
+    baseline: cache.GovernanceRows,
+    candidate: cache.GovernanceRows,
+    examples: int,
+) -> None:
+    conn = psycopg.connect(url, application_name="mandate shadow (worker)")
+    _fast_json(conn)
+    _state.update(
+        conn=conn,
+        snapshot=snapshot,
+        window=window,
+        baseline=cache.build(*baseline),
+        candidate=cache.build(*candidate),
+        examples=examples,
+    )
 
 
-def _judge(rows: list[history.HistoryRow]) -> Tally:
-    return judge_batch(_state["baseline"], _state["candidate"], rows, _state["examples"])
+def _judge_chunk(keys: history.KeyRange) -> tuple[Tally, int, float, float]:
+    conn: psycopg.Connection[Any] = _state["conn"]
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(_state["snapshot"])))
+    try:
+        tally, read, judged = _judge_range(
+            conn, _state["window"], keys, _state["baseline"], _state["candidate"], _state["examples"]
+        )
+    finally:
+        conn.rollback()
+    return tally, tally.evaluated, read, judged
