@@ -278,3 +278,16 @@ def test_an_unknown_semantic_is_400(api: LiveServer) -> None:
     assert r.status_code == 400
     assert r.json()["error"]["problems"][0]["field"] == "options.evaluations_semantic"
     assert count(api.database_url, "decision_events") == 0
+
+
+def test_every_authzen_route_is_documented_with_an_example() -> None:
+    from pathlib import Path
+
+    from mandate.web.app import create_app
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "integrations.md").read_text()
+    paths = [p for p in create_app("postgresql://unused@127.0.0.1:1/unused").openapi()["paths"] if "/access/" in p]
+    assert sorted(paths) == [EVALUATION, EVALUATIONS]
+    for path in paths:
+        section = doc.split(f"### `POST {path}`", 1)[1].split("\n### ", 1)[0]
+        assert "curl " in section and "| AuthZEN | Mandate |" in doc
