@@ -27,6 +27,7 @@ from mandate.evaluator import (
     check_spec,
     compile_snapshot,
     evaluate,
+    flips,
     governance_gap,
     load_snapshot,
     validate_signals,
@@ -49,7 +50,7 @@ CASE_KEYS = {
 EXPECTED_KEYS = {
     "verdict", "reason", "summary", "winner", "matched", "tied_policies", "candidates", "spec", "snapshot", "scope",
     "owning_team", "ancestors", "tied_scopes", "pause", "errors", "gap", "conditions", "policy_errors",
-    "error_messages", "validation_problems", "snapshot_error", "spec_error", "authority", "ignored",
+    "error_messages", "validation_problems", "snapshot_error", "spec_error", "authority", "ignored", "flips",
 }  # fmt: skip
 HARNESS_KEYS = {"check_specs", "validate_signals", "stored"}
 
@@ -223,5 +224,9 @@ def check(evaluation: Evaluation, expected: Mapping[str, Any], spec: Spec | None
             assert {k: got[k] for k in want} == want, got
     for policy_id, error in (expected.get("policy_errors") or {}).items():
         assert error in (by_id[policy_id]["error"] or ""), by_id[policy_id]
+    if "flips" in expected:
+        assert spec is not None
+        found = flips(explanation, spec.enforcement.default_verdict, spec.signals)
+        assert [f.sentence(explanation["verdict"]) for f in found] == expected["flips"]
     for fragment in expected.get("error_messages") or []:
         assert any(fragment in e["message"] for e in explanation["errors"]), explanation["errors"]

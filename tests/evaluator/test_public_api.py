@@ -34,6 +34,8 @@ EXPECTED = {
     "check_spec",
     "spec_problems",
     "compile_snapshot",
+    "flips",
+    "Flip",
     "can_tie",
     "load_snapshot",
     "LoadedSnapshot",

@@ -11,12 +11,14 @@ and `CompiledSnapshot`s in memory and does, per decision (MANDATE.md §3):
 
 Governance data is checked when loaded, not per request: `check_spec` and `compile_snapshot` raise `SpecError` and
 `SnapshotError` listing every problem (for governance being published); `load_snapshot` never raises and contains
-each problem to the spec it concerns (for governance already stored, which must always be served — §3a).
+each problem to the spec it concerns (for governance already stored, which must always be served — §3a). `flips`
+reads a stored explanation and says which signal changes would give another verdict.
 """
 
 from mandate.evaluator.engine import evaluate, governance_gap
 from mandate.evaluator.errors import EvaluatorError, LoadProblem, SnapshotError, SpecError
 from mandate.evaluator.explain import Evaluation
+from mandate.evaluator.flips import Flip, flips
 from mandate.evaluator.model import (
     SELECTORS,
     Condition,
@@ -56,6 +58,7 @@ __all__ = [
     "Evaluation",
     "EvaluationError",
     "EvaluatorError",
+    "Flip",
     "Gap",
     "GapCode",
     "LoadProblem",
@@ -79,6 +82,7 @@ __all__ = [
     "check_spec",
     "compile_snapshot",
     "evaluate",
+    "flips",
     "governance_gap",
     "load_snapshot",
     "read_signals",
