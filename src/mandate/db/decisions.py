@@ -85,12 +85,23 @@ class DecisionFilter:
     until: datetime | None = None
     domains: tuple[str, ...] | None = None  # the caller's token may see only these domains (None: every one)
     token_id: UUID | None = None  # only the decisions this token sent (an agent's own)
+    policy_id: str | None = None  # the policy matched (decided, tied or was outranked)
+    owning_team: str | None = None  # the team of the scope that held authority
+    scope_id: str | None = None  # the scope that held authority
+    spec_id: str | None = None
+    partial: bool = False  # intent, service, agent, actor and target match any part of the value, any case
+
+
+def contains_pattern(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
+    previous_cursor: str | None = None  # `before` of the page of newer rows (None on the first page)
 
 
 def _where(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list[Any]]:
@@ -116,19 +127,32 @@ def _where(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list
         add('{t}."timestamp" < %s', f.until)
     if f.verdict is not None:
         add("v.verdict = %s::mandate.verdict", f.verdict)
-    if f.intent is not None:
-        add("d.intent = %s", f.intent)
     if f.stage is not None:
         add("d.stage = %s::mandate.stage", f.stage)
-    if f.agent is not None:
-        add("d.scope->>'agent' = %s", f.agent)
-    if f.service is not None:
-        add("d.scope->>'service' = %s", f.service)
-    if f.actor is not None:
-        add("d.actor = %s", f.actor)
-    if f.target is not None:
-        add("d.target = %s", f.target)
+    # Exact (the API), or any part of the value in any case (the UI's search: `chatbot` finds `chatbot-v3`).
+    for column, value in (
+        ("d.intent", f.intent),
+        ("d.scope->>'agent'", f.agent),
+        ("d.scope->>'service'", f.service),
+        ("d.actor", f.actor),
+        ("d.target", f.target),
+    ):
+        if value is not None:
+            add(column + (" ILIKE %s" if f.partial else " = %s"), contains_pattern(value) if f.partial else value)
+    if f.spec_id is not None:
+        add("d.spec_id = %s", f.spec_id)
+    if f.policy_id is not None:
+        add("v.matched_policy_ids @> ARRAY[%s]::text[]", f.policy_id)
+    if f.scope_id is not None:
+        add("v.scope_id = %s", f.scope_id)
+    if f.owning_team is not None:
+        add("v.owning_team = %s", f.owning_team)
     return clauses, params
+
+
+def _needs_verdict(f: DecisionFilter) -> bool:
+    """Whether the filter reads the verdict of each decision stage (not only the decision's own columns)."""
+    return any(x is not None for x in (f.verdict, f.policy_id, f.scope_id, f.owning_team))
 
 
 def _and(clauses: list[sql.Composable]) -> sql.Composable:
@@ -136,23 +160,40 @@ def _and(clauses: list[sql.Composable]) -> sql.Composable:
 
 
 async def list_decisions(
-    conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, *, limit: int, cursor: Cursor | None = None
+    conn: AsyncConnection[dict[str, Any]],
+    f: DecisionFilter,
+    *,
+    limit: int,
+    cursor: Cursor | None = None,
+    before: Cursor | None = None,
 ) -> Page:
+    """A page of decision stages, newest first: the first page, the one after `cursor` (older rows), or the one
+    before `before` (newer rows: the previous page, read backwards on the same index and turned round)."""
     clauses, params = _where(f, table="d")
+    order = sql.SQL('d."timestamp" DESC, d.decision_id DESC, d.stage DESC')
     if cursor is not None:
         clauses.append(sql.SQL('(d."timestamp", d.decision_id, d.stage) < (%s, %s, %s::mandate.stage)'))
         params += [cursor.timestamp, cursor.key, cursor.stage]
+    elif before is not None:
+        clauses.append(sql.SQL('(d."timestamp", d.decision_id, d.stage) > (%s, %s, %s::mandate.stage)'))
+        params += [before.timestamp, before.key, before.stage]
+        order = sql.SQL('d."timestamp", d.decision_id, d.stage')
     query = sql.SQL(
-        """SELECT {columns} FROM mandate.decision_events d {verdict} {where}
-        ORDER BY d."timestamp" DESC, d.decision_id DESC, d.stage DESC LIMIT %s"""
-    ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=_and(clauses))
+        """SELECT {columns} FROM mandate.decision_events d {verdict} {where} ORDER BY {order} LIMIT %s"""
+    ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=_and(clauses), order=order)
     rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = Cursor(last["timestamp"], last["decision_id"], last["stage"]).encode()
-    return Page(rows, next_cursor)
+    more = len(rows) > limit
+    rows = rows[:limit]
+
+    def at(row: dict[str, Any]) -> str:
+        return Cursor(row["timestamp"], row["decision_id"], row["stage"]).encode()
+
+    if before is not None:
+        rows.reverse()
+        return Page(rows, at(rows[-1]) if rows else None, at(rows[0]) if more and rows else None)
+    next_cursor = at(rows[-1]) if more else None
+    previous = at(rows[0]) if cursor is not None and rows else None
+    return Page(rows, next_cursor, previous)
 
 
 async def verdict_counts(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter) -> dict[str, int]:
@@ -259,7 +300,7 @@ async def decision_time_span(
 ) -> tuple[datetime, datetime] | None:
     """The oldest and newest decision timestamps for a filter; None when no decision matches."""
     clauses, params = _where(f, table="d")
-    verdict = VERDICT_OF_DECISION if f.verdict is not None else sql.SQL("")
+    verdict = VERDICT_OF_DECISION if _needs_verdict(f) else sql.SQL("")
     query = sql.SQL(
         'SELECT min(d."timestamp") AS lo, max(d."timestamp") AS hi FROM mandate.decision_events d {verdict} {where}'
     ).format(verdict=verdict, where=_and(clauses))
@@ -282,7 +323,7 @@ async def verdicts_over_time(
     end: datetime,
 ) -> list[dict[str, Any]]:
     """Decisions per (time bucket, verdict) for a filter, every bucket from `start` to `end` included (empty ones
-    with verdict NULL and n 0). Buckets are `date_trunc(unit, timestamp)` in `time_zone` (an IANA name), so a day
+    with verdict NULL and n 0), each with its end (`bucket_end`, exclusive). Buckets are `date_trunc(unit, timestamp)` in `time_zone` (an IANA name), so a day
     is a day on that zone's clock; `unit` is one of TIME_BUCKETS."""
     if unit not in TIME_BUCKETS:
         raise ValueError(f"unit must be one of {', '.join(TIME_BUCKETS)}")
@@ -291,7 +332,7 @@ async def verdicts_over_time(
         """WITH counts AS (
             SELECT date_trunc(%s, d."timestamp") AS bucket, v.verdict::text AS verdict, count(*) AS n
             FROM mandate.decision_events d {verdict} {where} GROUP BY 1, 2)
-        SELECT b.bucket, c.verdict, coalesce(c.n, 0) AS n
+        SELECT b.bucket, b.bucket + ('1 ' || %s)::interval AS bucket_end, c.verdict, coalesce(c.n, 0) AS n
         FROM generate_series(date_trunc(%s, %s::timestamptz), date_trunc(%s, %s::timestamptz),
                              ('1 ' || %s)::interval) AS b (bucket)
         LEFT JOIN counts c ON c.bucket = b.bucket
@@ -300,8 +341,41 @@ async def verdicts_over_time(
     async with conn.transaction():
         # The session time zone decides where date_trunc cuts and how '1 day' steps across DST changes.
         await conn.execute("SELECT set_config('TimeZone', %s, true)", [time_zone])
-        cur = await conn.execute(query, [unit, *params, unit, start, unit, end, unit])
+        cur = await conn.execute(query, [unit, *params, unit, unit, start, unit, end, unit])
         return await cur.fetchall()
+
+
+BREAKDOWNS = {
+    # what a decision stage is counted under: one literal expression per breakdown (a policy: every one it matched)
+    "policy": sql.SQL("m.policy_id"),
+    "agent": sql.SQL("d.scope->>'agent'"),
+    "scope": sql.SQL("v.scope_id"),
+    "owning_team": sql.SQL("v.owning_team"),
+}
+
+
+async def verdicts_by(
+    conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, *, by: str, limit: int
+) -> list[dict[str, Any]]:
+    """The `limit` values of a breakdown (`by`: a key of BREAKDOWNS) with the most decision stages in the filter,
+    most first, each with its count per verdict: `{"key", "total", "BLOCK", "PAUSE", "ALLOW", "OBSERVE"}`. A stage
+    without a value (no agent, a governance gap) counts under key None."""
+    if by not in BREAKDOWNS:
+        raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}")
+    clauses, params = _where(f, table="d")
+    matched = sql.SQL(
+        "LEFT JOIN LATERAL unnest(v.matched_policy_ids) AS m (policy_id) ON true" if by == "policy" else ""
+    )
+    query = sql.SQL(
+        """SELECT {key} AS key, count(*) AS total,
+                  count(*) FILTER (WHERE v.verdict = 'BLOCK') AS "BLOCK",
+                  count(*) FILTER (WHERE v.verdict = 'PAUSE') AS "PAUSE",
+                  count(*) FILTER (WHERE v.verdict = 'ALLOW') AS "ALLOW",
+                  count(*) FILTER (WHERE v.verdict = 'OBSERVE') AS "OBSERVE"
+           FROM mandate.decision_events d {verdict} {matched} {where}
+           GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %s"""
+    ).format(key=BREAKDOWNS[by], verdict=VERDICT_OF_DECISION, matched=matched, where=_and(clauses))
+    return await (await conn.execute(query, [*params, limit])).fetchall()
 
 
 async def decision_ids_between(

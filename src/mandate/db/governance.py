@@ -112,6 +112,35 @@ async def list_snapshots(conn: AsyncConnection[Row], organization_id: UUID, doma
     return await cur.fetchall()
 
 
+async def policy_versions(conn: AsyncConnection[Row], organization_id: UUID, domain: str, policy_id: str) -> list[Row]:
+    """Every snapshot of a domain, oldest first, with the policy `policy_id` as that snapshot stores it (`policy`
+    None when the snapshot does not hold it): a policy's history across snapshots."""
+    cur = await conn.execute(
+        """SELECT s.snapshot_id, s.version, s.organization_id, s.domain, s.created_at,
+                  (SELECT p FROM jsonb_array_elements(s.policies) AS p WHERE p->>'id' = %s LIMIT 1) AS policy
+           FROM mandate.policy_snapshots s
+           WHERE s.organization_id = %s AND s.domain = %s
+           ORDER BY s.version, s.created_at""",
+        [policy_id, organization_id, domain],
+    )
+    return await cur.fetchall()
+
+
+async def policies_of_scope(conn: AsyncConnection[Row], organization_id: UUID, domain: str, scope_id: str) -> list[Row]:
+    """The policies bound to `scope_id` in the domain's newest snapshot, as stored, with that snapshot's id and
+    version (none when the domain has no snapshot)."""
+    cur = await conn.execute(
+        """SELECT s.snapshot_id, s.version, p AS policy
+           FROM (SELECT snapshot_id, version, policies FROM mandate.policy_snapshots
+                 WHERE organization_id = %s AND domain = %s ORDER BY version DESC, created_at DESC LIMIT 1) s,
+                jsonb_array_elements(s.policies) AS p
+           WHERE p->>'scope_id' = %s
+           ORDER BY p->>'id'""",
+        [organization_id, domain, scope_id],
+    )
+    return await cur.fetchall()
+
+
 async def migration_log(conn: AsyncConnection[Row]) -> list[Row]:
     cur = await conn.execute(
         """SELECT migration_version, name, description, checksum, started_at, finished_at, duration_ms, applied_by,
