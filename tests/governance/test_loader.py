@@ -165,3 +165,20 @@ def test_an_unreadable_spec_is_reported_and_its_intent_has_no_active_spec() -> N
     assert d is not None and d.active_specs == {}
     assert [w.code for w in governance.warnings] == ["unreadable_spec"]
     assert "no active spec" in governance.warnings[0].message
+
+
+def test_a_domains_fingerprint_changes_with_what_decides_its_evaluations() -> None:
+    same = rows([SOUND_SPEC], SOUND_POLICIES).domain(ORG, DOMAIN)
+    again = rows([SOUND_SPEC], SOUND_POLICIES).domain(ORG, DOMAIN)
+    newer = cache.build(
+        [{"id": ORG}],
+        [{"organization_id": ORG, "domain": DOMAIN}],
+        [SCOPE],
+        [SOUND_SPEC],
+        [{"snapshot_id": "1c0e7b4d-2e3f-4a5b-9c8d-0e1f2a3b4c5d", "version": 4, "organization_id": ORG,
+          "domain": DOMAIN, "policies": SOUND_POLICIES}],
+    ).domain(ORG, DOMAIN)  # fmt: skip
+
+    assert same is not None and again is not None and newer is not None
+    assert same.fingerprint() == again.fingerprint()
+    assert same.fingerprint() != newer.fingerprint()

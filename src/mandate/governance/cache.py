@@ -82,6 +82,13 @@ class DomainGovernance:
     snapshot: CompiledSnapshot | None = None  # None: the domain has no snapshot yet (an empty one)
     scope_index: ScopeIndex = field(default_factory=lambda: ScopeIndex(()))
 
+    def fingerprint(self) -> tuple[object, ...]:
+        """What decides every evaluation in this domain. Governance rows are immutable, so their ids name their
+        content: two DomainGovernance with equal fingerprints decide every decision alike."""
+        specs = sorted((key, spec.spec_id, spec.version) for key, spec in self.active_specs.items())
+        snapshot = None if self.snapshot is None else (self.snapshot.snapshot_id, self.snapshot.version)
+        return (tuple(specs), snapshot, tuple(sorted(scope.scope_id for scope in self.scopes)))
+
 
 @dataclass
 class Governance:

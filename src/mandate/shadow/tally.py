@@ -20,6 +20,7 @@ from mandate.evaluator import Evaluation
 from mandate.governance.cache import Governance
 from mandate.service import DecisionRequest, IngestError, decide
 
+_NO_ID = uuid.UUID(int=0)
 UNEVALUABLE = "UNEVALUABLE"
 """The verdict column of a decision that could not be evaluated (its problems are in the example)."""
 DIMENSIONS = ("scope", "intent", "owning_team", "policy")
@@ -48,12 +49,12 @@ class Judgement:
 
 def judge(governance: Governance, row: HistoryRow) -> Judgement:
     """Evaluate a stored decision stage under `governance`, as ingestion would today."""
-    decision_id, stage, org, domain, intent, context, attribution, timestamp, _, _, observed = row
+    _, stage, org, domain, intent, context, attribution, timestamp, _, _, observed = row
     d = governance.domain(org, domain)
     if d is None:
         return Judgement(UNEVALUABLE, None, None, None, None, (f"domain {org}/{domain} does not exist",))
     request = DecisionRequest(
-        decision_id=uuid.UUID(decision_id),
+        decision_id=_NO_ID,  # evaluation never reads it
         organization_id=org,
         domain=domain,
         intent=intent,
@@ -144,8 +145,20 @@ def _identity(row: HistoryRow) -> dict[str, Any]:
 
 
 def judge_batch(baseline: Governance, candidate: Governance, rows: list[HistoryRow], examples: int) -> Tally:
-    """The tally of one batch of stored decisions (in key order)."""
+    """The tally of one batch of stored decisions (in key order).
+
+    A domain whose governance the candidate leaves exactly as it is (same active specs, snapshot and scopes) is
+    judged once: the candidate would decide its decisions as today does."""
     tally = Tally(examples)
+    unchanged: dict[tuple[str, str], bool] = {}
     for row in rows:
-        tally.add(row, judge(baseline, row), judge(candidate, row))
+        key = (row[2], row[3])
+        same = unchanged.get(key)
+        if same is None:
+            before_d, after_d = baseline.domain(*key), candidate.domain(*key)
+            same = unchanged[key] = (
+                before_d is not None and after_d is not None and before_d.fingerprint() == after_d.fingerprint()
+            )
+        before = judge(baseline, row)
+        tally.add(row, before, before if same else judge(candidate, row))
     return tally
