@@ -18,7 +18,8 @@ every decision of the batch fails with that error at once.
 No caller waits unboundedly: the writer count is taken back in the same loop step in which a writer finds the
 queue empty (so a decision queued after that always starts a writer), a writer that is cancelled fails the
 decisions it holds, and `ingest` gives up after `answer_timeout` seconds (DatabaseUnavailable; the decision may
-still be stored — a re-send with the same decision_id is answered with it, never stored twice).
+still be stored — a re-send with the same decision_id is answered with it, never stored twice). The default,
+`db.pool.ANSWER_S`, keeps ingestion inside the documented outage bound (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from mandate.db.pool import ANSWER_S
 from mandate.errors import DatabaseUnavailable
 from mandate.service import INSERT_DECISION, IngestResult, Prepared, existing
 
@@ -68,7 +70,7 @@ class GroupCommit:
         *,
         max_batch: int = 32,
         max_writers: int = 4,
-        answer_timeout: float = 30.0,
+        answer_timeout: float = ANSWER_S,
     ) -> None:
         if max_batch < 1 or max_writers < 1:
             raise ValueError("max_batch and max_writers must be at least 1")

@@ -98,7 +98,7 @@ class ServerState:
                     "governance listener lost its connection (%s); retrying in %.1fs", type(exc).__name__, delay
                 )
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, 2.0)  # PostgreSQL back: governance current again within 2 s
 
     async def _watch_migration_lock(self) -> None:
         while True:
