@@ -2,11 +2,15 @@
 to do, and names the fields:
 
     {"error": {"code": "...", "message": "...", "problems": [{"field": "...", "code": "...", "message": "..."}]}}
+
+An exception no handler answers reaches `LastResort`: a JSON 500 naming a request id, the traceback logged under
+that id, and the connection kept alive.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 import orjson
@@ -15,8 +19,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse as StarletteJSONResponse
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mandate.db.decisions import BadCursor
 from mandate.errors import DatabaseUnavailable
@@ -115,7 +121,57 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
+class LastResort:
+    """The last-resort handler, a pure ASGI middleware: an exception that no handler answered becomes a JSON 500
+    (`"code": "internal"`, a `request_id`, also in `x-request-id`), logged once with its traceback and that id.
+
+    It is not raised further: Starlette's own last resort answers in plain text and re-raises, and uvicorn closes
+    the connection of every request whose app raised — so one failing request cost the client its keep-alive
+    connection. Only when the answer had already begun is there nothing to do but raise (the connection closes).
+    A client that went away while its body was read gets no answer and no error line.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except ClientDisconnect:
+            log.info(
+                "client disconnected", extra={"method": scope["method"], "path": printable_text(scope["path"], 200)}
+            )
+        except Exception as exc:
+            request_id = secrets.token_hex(8)
+            log.error(
+                "unhandled exception",
+                exc_info=exc,
+                extra={"request_id": request_id, "method": scope["method"], "path": printable_text(scope["path"], 200)},
+            )
+            if started:
+                raise
+            body = error_body(
+                "internal",
+                f"internal error (request {request_id}): report it with this id; a decision sent again with the "
+                "same decision_id is stored at most once",
+                request_id=request_id,
+            )
+            await JSONResponse(body, status_code=500, headers={"x-request-id": request_id})(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(LastResort)  # innermost of the app's middleware: just outside the routes and their handlers
+
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> Response:
         return JSONResponse(error_body(exc.code, exc.message, exc.problems), status_code=exc.status)
@@ -163,7 +219,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DatabaseUnavailable)
     async def db_down(_request: Request, exc: DatabaseUnavailable) -> Response:
-        return JSONResponse(error_body("unavailable", str(exc)), status_code=503)
+        return JSONResponse(error_body("unavailable", str(exc)), status_code=503, headers={"retry-after": "1"})
 
     @app.exception_handler(psycopg.Error)
     async def db_error(_request: Request, exc: psycopg.Error) -> Response:

@@ -1,15 +1,23 @@
 """Structured JSON logs, one object per line. Never bodies, signal values or free text: only what a record's
-`extra` carries plus the message."""
+`extra` carries plus the message.
+
+Every logger writes through the one JSON handler — Mandate's, uvicorn's, and through the root logger every other
+(psycopg's pool, asyncio), and Python warnings too — so no line on stderr is anything but JSON. A message that
+repeats while the database is down (psycopg's pool trying to reconnect, twice a second per connection) is written
+once per `REPEAT_EVERY_S`, with the count of the repeats it stood for.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+REPEAT_EVERY_S = 10.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,16 +34,45 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class Repeats(logging.Filter):
+    """Pass a message (by logger and format string) at most once per `every` seconds; the next one that passes
+    carries `repeated`: how many were held back since."""
+
+    def __init__(self, every: float = REPEAT_EVERY_S) -> None:
+        super().__init__()
+        self.every = every
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        last, held = self._seen.get(key, (float("-inf"), 0))
+        if now - last < self.every:
+            self._seen[key] = (last, held + 1)
+            return False
+        if held:
+            record.repeated = held
+        self._seen[key] = (now, 0)
+        return True
+
+
 def configure(level: str = "INFO") -> dict[str, Any]:
-    """A logging config for uvicorn and Mandate's loggers: JSON to stderr; uvicorn's own access log off."""
+    """A logging config for uvicorn, Mandate and every other logger: JSON to stderr; uvicorn's own access log off;
+    Python warnings logged too."""
+    logging.captureWarnings(True)
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"repeats": {"()": Repeats}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "loggers": {
             "mandate": {"handlers": ["stderr"], "level": level, "propagate": False},
+            "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.error": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "psycopg": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+            "psycopg.pool": {"handlers": ["stderr"], "level": "WARNING", "propagate": False, "filters": ["repeats"]},
         },
+        "root": {"handlers": ["stderr"], "level": "WARNING"},
     }
