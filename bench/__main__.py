@@ -1,4 +1,4 @@
-"""`python -m bench {ingest,evaluator,migration,reads,memory,variants,all,report} [--quick]`: run benchmarks.
+"""`python -m bench {ingest,evaluator,migration,reads,memory,shadow,variants,all,report} [--quick]`: run benchmarks.
 
 Full runs write `bench/results/results.json` and rewrite `docs/benchmarks.md` and `docs/images/bench-*.png` from it
 (every section that has results; a benchmark run alone replaces only its own section). `--quick` runs everything
@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOCS = ROOT / "docs"
-NAMES = ("evaluator", "ingest", "memory", "migration", "reads")
+NAMES = ("evaluator", "ingest", "memory", "migration", "reads", "shadow")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,7 +116,7 @@ def _run(
     names: tuple[str, ...], args: argparse.Namespace, work: Path, results: dict[str, Any], commands: dict[str, str],
     command: str,
 ) -> None:  # fmt: skip
-    from bench import evaluator, ingest, memory, migration, postgres, reads
+    from bench import evaluator, ingest, memory, migration, postgres, reads, shadow
 
     if "evaluator" in names:
         print("== evaluator", flush=True)
@@ -141,6 +141,10 @@ def _run(
             print("== ingest: server variants", flush=True)
             results["ingest_variants"] = ingest.variants(server, args.quick, work)
             commands["ingest variants"] = command
+        if "shadow" in names:
+            print("== shadow", flush=True)
+            results["shadow"] = shadow.run(server, args.quick, work)
+            commands["shadow"] = command
         if "memory" in names:
             print("== memory", flush=True)
             results["memory"] = memory.run(server, args.quick, work, args.minutes)

@@ -40,6 +40,7 @@ from mandate.evaluator import (
     Verdict,
     compile_snapshot,
     evaluate,
+    flips,
     validate_signals,
 )
 
@@ -186,6 +187,15 @@ def mandate_explained(index: ScopeIndex, snapshot: CompiledSnapshot, decision: D
     assert resolution is not None and not validate_signals(spec, decision)
     evaluation = evaluate(decision, spec, resolution, snapshot)
     evaluation.to_dict()
+    return evaluation.verdict.value
+
+
+def mandate_flips(index: ScopeIndex, snapshot: CompiledSnapshot, decision: Decision, spec: Spec) -> str:
+    """What reading a stored explanation with its minimal flip set costs: the explanation, then `flips` on it."""
+    resolution = index.resolve(decision)
+    assert resolution is not None and not validate_signals(spec, decision)
+    evaluation = evaluate(decision, spec, resolution, snapshot)
+    flips(evaluation.to_dict(), spec.enforcement.default_verdict, spec.signals)
     return evaluation.verdict.value
 
 
@@ -367,6 +377,7 @@ def run_size(policy_count: int, seconds: float, has_cedar: bool) -> dict[str, An
     engines: dict[str, tuple[Any, list[tuple[Any, ...]]]] = {
         "mandate": (mandate_verdict, [(index, snapshot, d, s) for d, s, _ in sample]),
         "mandate+explanation": (mandate_explained, [(index, snapshot, d, s) for d, s, _ in sample]),
+        "mandate+explanation+flips": (mandate_flips, [(index, snapshot, d, s) for d, s, _ in sample]),
     }
     if has_cedar:
         cedar = CedarEngine(g)
