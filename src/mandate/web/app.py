@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -21,9 +21,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import mandate
 from mandate.db.connect import use_fast_json
 from mandate.group_commit import GroupCommit
-from mandate.web import api, errors, shadow, ui
+from mandate.telemetry import from_environment as telemetry_from_environment
+from mandate.web import api, authzen, errors, shadow, ui
 from mandate.web.errors import BodyTooLarge, JSONResponse, error_body, printable_text
 from mandate.web.state import ServerState
+
+if TYPE_CHECKING:
+    from mandate.telemetry.instruments import Telemetry
 
 log = logging.getLogger("mandate.access")
 DEFAULT_MAX_BODY = 256 * 1024
@@ -31,10 +35,17 @@ POOL_TIMEOUT_S = 10.0  # a request that waits longer for a database connection i
 
 
 def create_app(
-    database_url: str, *, pool_size: int = 10, max_body_bytes: int = DEFAULT_MAX_BODY, group_commit: bool = True
+    database_url: str,
+    *,
+    pool_size: int = 10,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    group_commit: bool = True,
+    telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """The app. `group_commit`: decisions that wait to be written at the same moment share a transaction
-    (mandate.group_commit); off, every decision is written alone."""
+    (mandate.group_commit); off, every decision is written alone. `telemetry`: OpenTelemetry spans and metrics
+    (mandate.telemetry); default: as the OTEL_* environment variables configure it, off when they do not."""
+    otel = telemetry if telemetry is not None else telemetry_from_environment()
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         database_url,
         min_size=min(2, pool_size),
@@ -44,10 +55,11 @@ def create_app(
         kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "mandate serve"},
         configure=_configure,
     )
+    make_writer = GroupCommit if otel is None else otel.group_commit
     writer = (
-        GroupCommit(pool, max_batch=32, max_writers=max(1, pool_size // 4))
+        make_writer(pool, max_batch=32, max_writers=max(1, pool_size // 4))
         if group_commit
-        else GroupCommit(pool, max_batch=1, max_writers=pool_size)
+        else make_writer(pool, max_batch=1, max_writers=pool_size)
     )
     server = ServerState(database_url, pool, writer)
 
@@ -58,6 +70,8 @@ def create_app(
             yield
         finally:
             await server.stop()
+            if otel is not None:
+                otel.flush()
 
     app = FastAPI(
         title="Mandate",
@@ -69,11 +83,16 @@ def create_app(
     app.state.mandate = server
     errors.install(app)
     app.include_router(api.router)
+    app.include_router(authzen.router)
     app.include_router(shadow.router)
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
 
     app.add_middleware(LimitAndLog, max_body_bytes=max_body_bytes)
+    if otel is not None:
+        from mandate.telemetry.instruments import ContinueTrace
+
+        app.add_middleware(ContinueTrace)
     return app
 
 
