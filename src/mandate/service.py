@@ -28,6 +28,7 @@ from mandate.evaluator import (
     ScopeIndex,
     Spec,
     evaluate,
+    flips,
     governance_gap,
     validate_signals,
 )
@@ -507,6 +508,18 @@ def replay_stage(governance: Governance, r: Row, snapshot_row: Row | None) -> Re
         replayed_summary=replayed["summary"],
         differences=differences,
     )
+
+
+def stored_flips(governance: Governance, verdict: Row) -> list[dict[str, object]]:
+    """What would flip a stored verdict (a `verdict_events` row with its explanation): the smallest signal changes
+    that give another verdict, from the stored explanation and the spec version it was decided under. Empty for
+    legacy verdicts (no explanation), gaps, errors, or a spec version that can no longer be read."""
+    explanation = verdict.get("explanation")
+    spec = governance.specs.get((verdict.get("spec_id"), verdict.get("spec_version")))
+    if not isinstance(explanation, dict) or spec is None:
+        return []
+    found = flips(explanation, spec.enforcement.default_verdict, spec.signals)
+    return [flip.to_dict(explanation["verdict"]) for flip in found]
 
 
 def _scopes_held(explanation: Mapping[str, Any]) -> set[str]:
