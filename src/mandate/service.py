@@ -515,7 +515,7 @@ def stored_flips(governance: Governance, verdict: Row) -> list[dict[str, object]
     that give another verdict, from the stored explanation and the spec version it was decided under. Empty for
     legacy verdicts (no explanation), gaps, errors, or a spec version that can no longer be read."""
     explanation = verdict.get("explanation")
-    spec = governance.specs.get((verdict.get("spec_id"), verdict.get("spec_version")))
+    spec = governance.specs.get((str(verdict.get("spec_id")), str(verdict.get("spec_version"))))
     if not isinstance(explanation, dict) or spec is None:
         return []
     found = flips(explanation, spec.enforcement.default_verdict, spec.signals)
