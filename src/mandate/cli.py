@@ -19,6 +19,7 @@ from mandate.db import embedded
 from mandate.db.url import database_url
 from mandate.demo.command import demo
 from mandate.errors import MandateError
+from mandate.export import export_command
 from mandate.governance.commands import apply
 from mandate.governance.commands import check as governance_check
 from mandate.listener import listen
@@ -36,6 +37,7 @@ governance_app.command("check")(governance_check)
 app.add_typer(governance_app, name="governance")
 app.command("demo")(demo)
 app.command("shadow")(shadow_command)
+app.command("export")(export_command)
 
 
 def _version(value: bool) -> None:
