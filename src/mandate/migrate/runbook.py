@@ -130,6 +130,10 @@ class _LockBusy(Exception):
     """The tables could not be locked within lock_timeout (retried by the caller)."""
 
 
+class TablesLocked(CheckFailed):
+    """Every attempt to lock the tables failed: other sessions hold locks on them (named in the message)."""
+
+
 @dataclass
 class Outcome:
     """What `run` returns: where the report is and how it ended."""
@@ -669,7 +673,8 @@ class Runbook:
             except _LockBusy as busy:
                 mig["lock_attempts"].append({"attempt": attempt, "holders": str(busy)})
                 if attempt == retries:
-                    raise CheckFailed(
+                    progress.steps[-1].status = "failed"  # the migration step: its last attempt, not one retried
+                    raise TablesLocked(
                         f"the tables could not be locked within lock_timeout {self.opts.lock_timeout} in {retries} "
                         f"attempt(s); nothing was changed. Sessions holding locks: {busy}. End them (or wait for "
                         "them), then run the command again"
@@ -1010,6 +1015,13 @@ class Runbook:
             ]
         if step == "backup":
             return ["fix the backup location (space, permissions) or choose another --backup-dir", rerun]
+        if isinstance(exc, TablesLocked):
+            return [
+                "nothing was committed (the transaction never got its locks); no restore is needed",
+                "end the sessions named above (COMMIT or ROLLBACK in their application, or "
+                "`SELECT pg_terminate_backend(pid)`), or wait for them, or give a longer --lock-timeout",
+                rerun,
+            ]
         if _connection_lost(exc):
             return [
                 "the connection to the database was lost (the session was terminated, or the server restarted): the "
