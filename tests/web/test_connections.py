@@ -166,6 +166,45 @@ def test_a_kept_alive_connection_waits_for_its_next_request_under_the_header_dea
         assert time.monotonic() - started < 2
 
 
+def test_beyond_the_cap_the_longest_idle_connection_is_closed_for_a_new_one(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections, "max_connections", lambda: 4)
+    monkeypatch.setattr(connections, "HEADER_TIMEOUT_S", 10.0)
+    idle = [_connect(port) for _ in range(4)]
+    for s in idle:
+        s.sendall(_request(body=b"{}"))
+        assert _read_answer(s)[0] == 200  # now idle, kept alive; the first is the longest idle
+        time.sleep(0.05)
+    with _connect(port) as newcomer:
+        newcomer.sendall(_request(body=b"{}"))
+        assert _read_answer(newcomer)[0] == 200
+        assert _closed(idle[0], 2), "the longest-idle connection was kept"
+        idle[-1].sendall(_request(body=b"{}"))  # the most recent one was kept
+        assert _read_answer(idle[-1])[0] == 200
+    for s in idle:
+        s.close()
+
+
+def test_beyond_the_cap_with_every_connection_busy_the_new_one_is_answered_503(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(connections, "max_connections", lambda: 4)
+    monkeypatch.setattr(connections, "BODY_TIMEOUT_S", 10.0)
+    busy = [_connect(port) for _ in range(4)]
+    for s in busy:
+        s.sendall(_request(body=b"x" * 10)[:-5])  # a request in progress: its body is still coming
+    time.sleep(0.2)
+    with _connect(port) as newcomer:
+        status, headers, body = _read_answer(newcomer)
+        assert status == 503 and headers["connection"] == "close"
+        assert json.loads(body)["error"]["code"] == "unavailable"
+    for s in busy:
+        s.sendall(b"x" * 5)  # the busy ones were left alone and finish
+        assert _read_answer(s)[0] == 200
+        s.close()
+
+
 def test_an_unexpected_exception_is_a_json_500_with_a_request_id_and_the_connection_stays_open(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -113,14 +113,14 @@ class BoundedHttp(HttpToolsProtocol):
             self._deadline.cancel()
             self._deadline = None
 
-    def _give_up(self, answer: bytes) -> None:
+    def _give_up(self, answer: bytes, *, always: bool = False) -> None:
         """Answer the request that was begun (unless its response has) and close. A connection that has not sent a
         byte of a request (new, or idle between requests) is closed without a word, as uvicorn closes an idle
         keep-alive connection: a client that sends its next request at that moment just opens another."""
         self._deadline = None
         if self.transport.is_closing():
             return
-        begun = not self._reading_headers or self._header_bytes > 0
+        begun = always or not self._reading_headers or self._header_bytes > 0
         if begun and (self.cycle is None or self.cycle.response_complete or not self.cycle.response_started):
             self.transport.write(answer)
         self.transport.close()
@@ -190,5 +190,5 @@ class BoundedHttp(HttpToolsProtocol):
         _Evictions.closed += len(victims)
         if len(victims) < excess:  # every other connection is busy with a request: this one must go
             _Evictions.refused += 1
-            self._give_up(FULL)
+            self._give_up(FULL, always=True)
         _Evictions.report(self.loop.time(), self._cap)
