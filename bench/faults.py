@@ -7,7 +7,8 @@ acknowledged decision is stored whole.
 - `served(...)`: `mandate serve` on a free loopback port, healthy, with its stderr in a file; ended by its PID.
 - `Load`: `connections` concurrent clients (asyncio + httpx, in a thread of their own) POSTing demo decisions,
   each with a decision_id of its own, at full speed or at a fixed rate; every answer is recorded with its start
-  and end (status, or the client-side error), and optionally `/api/health` every `health_every` seconds.
+  and end (status, or the client-side error, and the transport errors retried before it), and optionally
+  `/api/health` every `health_every` seconds.
 - `stored(...)`: which decision_ids are stored, and whether each has its verdict and both timeline entries.
 """
 
@@ -204,6 +205,7 @@ class Answer:
     ended: float
     status: int | None  # None: no HTTP answer (`error` says what the client saw)
     error: str | None = None
+    retried: list[str] = field(default_factory=list)  # transport errors retried before this answer
 
     @property
     def latency(self) -> float:
@@ -213,7 +215,9 @@ class Answer:
 @dataclass
 class Load:
     """Decisions POSTed by `connections` concurrent clients until `stop()`; `rate` per second in all (None: as fast
-    as the server answers). Fixed `seed`: the same sequence of bodies every run."""
+    as the server answers). Fixed `seed`: the same sequence of bodies every run. A request that gets no HTTP answer
+    (a connection the server closed as it was reused, a dropped connection) is sent again with the same decision_id
+    up to `retries` times, as the SDK does; `Answer.retried` keeps what was retried."""
 
     url: str
     token: str
@@ -221,6 +225,7 @@ class Load:
     rate: float | None = None
     seed: int = 14
     health_every: float | None = None
+    retries: int = 0
     answers: list[Answer] = field(default_factory=list)
     health: list[tuple[float, int | None]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -278,12 +283,19 @@ class Load:
             body = {**bodies[order[(i * 131 + n) % len(order)]], "decision_id": str(uuid.uuid4())}
             n += 1
             started = time.monotonic()
-            try:
-                r = await client.post("/api/decisions", json=body)
-                answer = Answer(body["decision_id"], started, time.monotonic(), r.status_code)
-            except httpx.HTTPError as exc:
-                answer = Answer(body["decision_id"], started, time.monotonic(), None, type(exc).__name__)
-                await asyncio.sleep(0.05)  # the server is gone (kill -9): do not spin
+            retried: list[str] = []
+            while True:
+                try:
+                    r = await client.post("/api/decisions", json=body)
+                    answer = Answer(body["decision_id"], started, time.monotonic(), r.status_code, retried=retried)
+                    break
+                except httpx.HTTPError as exc:
+                    if len(retried) < self.retries:  # as the SDK does: the same decision_id, stored at most once
+                        retried.append(type(exc).__name__)
+                        continue
+                    answer = Answer(body["decision_id"], started, time.monotonic(), None, type(exc).__name__, retried)
+                    await asyncio.sleep(0.05)  # the server is gone (kill -9): do not spin
+                    break
             self.answers.append(answer)
 
     async def _watch_health(self) -> None:

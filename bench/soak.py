@@ -9,7 +9,9 @@ with `--connections` clients sending as fast as the server answers for `--peak-s
 that rate, and every `--window` seconds records the window's answers, p50/p99 latency and the server's RSS (its
 process and worker processes). "Flat": the least-squares slope over the run, and the last third against the
 first third. The load generator runs on the same machine (and competes for the same cores): the peak is the
-peak of that setup.
+peak of that setup. Like the SDK, a client sends a decision again (same decision_id) when the connection fails
+before an answer (at most twice); such retries are counted apart ("transport_errors_retried"), and an error is a
+request that got no 201 after them.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             # More clients than the peak needed: each waits for its answer, so at a fixed rate the clients must
             # outnumber rate × latency, or a slow answer would lower the rate instead of showing in the latency.
             soakers = args.soak_connections
-            with Load(server.url, token, connections=soakers, rate=rate, seed=args.seed) as load:
+            with Load(server.url, token, connections=soakers, rate=rate, seed=args.seed, retries=2) as load:
                 started = time.monotonic()
                 seen = 0
                 end = started + args.minutes * 60
@@ -107,6 +109,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "errors": len(errors),
         "error_kinds": sorted({str(a.status or a.error) for a in errors}),
         "error_times_s": [round(a.started - started, 1) for a in errors],
+        "transport_errors_retried": sorted(e for a in answers for e in a.retried),
+        "transport_errors_retried_times_s": [round(a.started - started, 1) for a in answers if a.retried],
         "acknowledged": len(acked),
         "stored_whole": len(found.whole & acked),
         "stored_not_acknowledged": len(found.ids - acked),
@@ -133,6 +137,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     fig, (ax1, ax2, ax3) = plt.subplots(3, 1, figsize=(8, 7), sharex=True)
     ax1.plot(t, [w["rate"] for w in windows], color="tab:blue")
     ax1.axhline(result["target_per_s"], color="grey", linestyle="--", linewidth=0.8, label="target (80 % of peak)")
+    ax1.plot([], [], color="tab:blue", label="achieved")
     ax1.set_ylabel("decisions/s")
     ax1.set_ylim(bottom=0)
     ax1.legend(loc="lower right")
@@ -143,10 +148,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax2.legend(loc="upper right")
     ax3.plot(t, [w["rss_mb"] for w in windows], color="tab:green")
     ax3.set_ylabel("server RSS (MB)")
-    ax3.set_ylim(bottom=0)
+    ax3.set_ylim(0, max(w["rss_mb"] for w in windows) * 1.3)
     ax3.set_xlabel("minutes")
     fig.suptitle(
-        f"Soak: {result['minutes']} min at {result['target_per_s']:.0f}/s (peak {result['peak_per_s']:.0f}/s), "
+        f"Soak: {result['minutes']:g} min, target {result['target_per_s']:.0f}/s (80 % of a peak of "
+        f"{result['peak_per_s']:.0f}/s), achieved {result['achieved_per_s']:.0f}/s\n"
         f"{result['requests']} requests, {result['errors']} errors, acknowledged = stored: "
         f"{'yes' if result['acknowledged_equals_stored'] else 'NO'}",
         fontsize=10,
