@@ -226,30 +226,3 @@ def test_an_unexpected_exception_is_a_json_500_with_a_request_id_and_the_connect
 def test_the_app_answers_unexpected_exceptions_itself() -> None:
     app = create_app("postgresql://unused@127.0.0.1:9/unused")
     assert any(m.cls is LastResort for m in app.user_middleware)  # type: ignore[comparison-overlap]  # starlette types cls as a factory
-
-
-def test_the_log_configuration_sends_every_logger_through_the_json_formatter() -> None:
-    from mandate.web import logs
-
-    config = logs.configure()
-    assert config["root"]["handlers"] == ["stderr"]
-    assert {"uvicorn", "uvicorn.error", "psycopg", "psycopg.pool", "mandate"} <= set(config["loggers"])
-    record = logging.LogRecord(
-        "asyncio", logging.ERROR, __file__, 1, "socket.accept() out of system resource", (), None
-    )
-    entry = json.loads(logs.JsonFormatter().format(record))
-    assert entry["logger"] == "asyncio" and entry["level"] == "error"
-
-
-def test_a_message_repeated_while_the_database_is_down_is_logged_once_per_period() -> None:
-    from mandate.web.logs import Repeats
-
-    repeats = Repeats(every=0.2)
-    record = logging.LogRecord(
-        "psycopg.pool", logging.WARNING, __file__, 1, "error connecting in %r: %s", ("p", "x"), None
-    )
-    passed = [repeats.filter(record) for _ in range(50)]
-    assert passed.count(True) == 1
-    time.sleep(0.25)
-    assert repeats.filter(record)
-    assert record.repeated == 49  # type: ignore[attr-defined]  # set by the filter

@@ -10,6 +10,7 @@ once per `REPEAT_EVERY_S`, with the count of the repeats it stood for.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -56,16 +57,23 @@ class Repeats(logging.Filter):
         return True
 
 
+def stderr_handler() -> logging.Handler:
+    """The one handler: stderr, JSON. Making it also routes Python warnings into logging, in every process that
+    applies the configuration (uvicorn's worker processes apply it themselves)."""
+    logging.captureWarnings(True)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    return handler
+
+
 def configure(level: str = "INFO") -> dict[str, Any]:
     """A logging config for uvicorn, Mandate and every other logger: JSON to stderr; uvicorn's own access log off;
     Python warnings logged too."""
-    logging.captureWarnings(True)
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter}},
         "filters": {"repeats": {"()": Repeats}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "handlers": {"stderr": {"()": stderr_handler}},
         "loggers": {
             "mandate": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
