@@ -19,7 +19,7 @@ from mandate.demo.scenarios import CRITICAL_DROP_WITHOUT_BACKUP, ORGANIZATION_ID
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.helpers import run_cli
-from tests.web.conftest import start_server
+from tests.web.conftest import issue_token, start_server
 
 UNREACHABLE = "postgresql://nobody@127.0.0.1:1/none"
 
@@ -191,7 +191,7 @@ def decided(db_url: str) -> str:
     server, thread, base = start_server(db_url)
     try:
         scenario = CRITICAL_DROP_WITHOUT_BACKUP
-        with MandateClient(base, organization_id=ORGANIZATION_ID) as client:
+        with MandateClient(base, organization_id=ORGANIZATION_ID, token=issue_token(db_url, role="agent")) as client:
             for key in IDS.values():
                 verdict = client.decide(scenario.intent, scenario.stage, decision_id=key, **scenario.decide_args())
                 assert verdict.verdict == scenario.expected

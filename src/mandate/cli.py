@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 import mandate
+from mandate.auth_commands import roles_app, token_app
 from mandate.console import err, out, settings
 from mandate.db import embedded
 from mandate.db.url import database_url
@@ -29,6 +30,8 @@ from mandate.shadow.commands import shadow_command
 app = typer.Typer(help="Mandate: a governance control plane for AI agents.", no_args_is_help=True)
 db_app = typer.Typer(help="Where the database is; start, stop and inspect the embedded one.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+db_app.add_typer(roles_app, name="roles")
+app.add_typer(token_app, name="token")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(backup_app, name="backup")
 app.command("apply")(apply)
@@ -114,12 +117,47 @@ def serve(
             help="Server processes sharing the port, each with its own connection pool (one per core is a good start).",
         ),
     ] = 1,
+    insecure_no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-no-auth",
+            help="Serve without authentication: everyone who reaches the port may do everything. Loopback only.",
+        ),
+    ] = False,
 ) -> None:
-    """Run the API (and UI) server. Refuses a database whose schema is older than this code needs."""
+    """Run the API (and UI) server. Refuses a database whose schema is older than this code needs. Every request
+    needs an API token (`mandate token create`) unless --insecure-no-auth on a loopback address."""
+    from mandate.db import roles
+    from mandate.db.connect import connect
+    from mandate.web.serve import is_loopback
     from mandate.web.serve import serve as run
 
+    if insecure_no_auth and not is_loopback(host):
+        raise typer.BadParameter(
+            f"refused on {host}: without authentication anyone who reaches the port may read and send everything; "
+            "bind 127.0.0.1, or issue tokens with `mandate token create`",
+            param_hint="--insecure-no-auth",
+        )
     listen(host, port).close()  # a busy port is refused here, in a sentence, before anything starts
-    run(database_url(settings()), host, port, workers=workers)
+    cfg = settings()
+    url = database_url(cfg)
+    with connect(url, application="mandate serve (privilege check)") as conn:
+        for warning in roles.privilege_warnings(conn):
+            err.print(
+                Text.assemble(
+                    ("warning:", "yellow"),
+                    f" {warning}; `mandate db roles create` makes a role that cannot (docs/security.md)",
+                )
+            )
+    if insecure_no_auth:
+        err.print(
+            Text(
+                "AUTHENTICATION IS OFF (--insecure-no-auth): every request may read and send everything. "
+                f"Loopback only ({host}); never expose this port.",
+                style="bold red",
+            )
+        )
+    run(url, host, port, workers=workers, auth=not insecure_no_auth, cors_origins=cfg.cors_origins)
 
 
 @app.command("replay")

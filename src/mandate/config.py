@@ -7,6 +7,7 @@
 | MANDATE_MIGRATION_LOCK_WAIT      | seconds a runner waits for another runner's lock                | 30                 |
 | MANDATE_LOCK_TIMEOUT             | PostgreSQL lock_timeout per migration                           | 10s                |
 | MANDATE_STATEMENT_TIMEOUT        | PostgreSQL statement_timeout per migration (0 = none)           | 0                  |
+| MANDATE_CORS_ORIGINS             | origins allowed to call the API from a browser, comma-separated | none (CORS closed) |
 
 Read elsewhere, at the edges: COLUMNS (the width commands print at, console.py; a terminal's own width otherwise)
 and MANDATE_DEBUG (set: an unexpected error shows its traceback instead of one sentence, cli.py).
@@ -34,6 +35,7 @@ class Settings:
     migration_lock_wait_s: float
     lock_timeout: str
     statement_timeout: str
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -48,6 +50,7 @@ class Settings:
             migration_lock_wait_s=_float(env, "MANDATE_MIGRATION_LOCK_WAIT", 30.0),
             lock_timeout=_duration(env, "MANDATE_LOCK_TIMEOUT", "10s"),
             statement_timeout=_duration(env, "MANDATE_STATEMENT_TIMEOUT", "0"),
+            cors_origins=_origins(env, "MANDATE_CORS_ORIGINS"),
         )
 
 
@@ -62,6 +65,16 @@ def _float(env: Mapping[str, str], key: str, default: float) -> float:
     if value < 0:
         raise ConfigError(f"{key} must not be negative (got {raw!r})")
     return value
+
+
+def _origins(env: Mapping[str, str], key: str) -> tuple[str, ...]:
+    origins = tuple(o.strip().rstrip("/") for o in (env.get(key) or "").split(",") if o.strip())
+    bad = [o for o in origins if o == "*" or not re.match(r"^https?://[^/\s]+$", o)]
+    if bad:
+        raise ConfigError(
+            f"{key} must list origins such as https://console.example.com (no *, no path); got {bad[0]!r}"
+        )
+    return origins
 
 
 def _duration(env: Mapping[str, str], key: str, default: str) -> str:

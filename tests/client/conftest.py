@@ -11,7 +11,7 @@ import pytest
 
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
-from tests.web.conftest import start_server
+from tests.web.conftest import issue_token, start_server
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,12 @@ class DemoServer:
 
 
 @pytest.fixture
-def demo_server(db_url: str) -> Iterator[DemoServer]:
+def demo_server(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[DemoServer]:
+    """The demo governance behind a real server; MANDATE_API_TOKEN holds an admin token of the demo organization,
+    which every client of the tests picks up, as agents configured by their environment do."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         apply_bundle(conn, load_demo_bundle())
+    monkeypatch.setenv("MANDATE_API_TOKEN", issue_token(db_url))
     server, thread, url = start_server(db_url)
     try:
         yield DemoServer(url, db_url)

@@ -13,7 +13,7 @@ import pytest
 
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import parse_bundle
-from tests.web.conftest import start_server
+from tests.web.conftest import issue_token, start_server
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "docs" / "quickstart.md"
 
@@ -23,12 +23,17 @@ def blocks(language: str) -> list[str]:
 
 
 @pytest.fixture
-def quickstart_server(db_url: str) -> Iterator[str]:
+def quickstart_server(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     (bundle_text,) = blocks("yaml")
     with psycopg.connect(db_url, autocommit=True) as conn:
         first = apply_bundle(conn, parse_bundle(bundle_text, "governance/finance.yaml"))
         again = apply_bundle(conn, parse_bundle(bundle_text, "governance/finance.yaml"))
     assert not first.nothing_to_apply and again.nothing_to_apply
+    with psycopg.connect(db_url) as conn:
+        (organization_id,) = conn.execute("SELECT organization_id::text FROM mandate.organizations").fetchone() or ("",)
+    monkeypatch.setenv(
+        "MANDATE_API_TOKEN", issue_token(db_url, organization_id=organization_id)
+    )  # as docs/quickstart.md says
     server, thread, url = start_server(db_url)
     try:
         yield url

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="package")  # not session: Playwright's sync API holds an event loop on the main thread, which
+def browser() -> Iterator[Browser]:  # the asyncio-based tests after this package need free (asyncio.run)
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail(
@@ -59,8 +59,16 @@ class Tab:
     requests: list[tuple[str, str]] = field(default_factory=list)
 
 
-def open_tab(browser: Browser, base_url: str, width: int = 1280, height: int = 900) -> Tab:
-    context = browser.new_context(base_url=base_url, viewport={"width": width, "height": height}, accept_downloads=True)
+def open_tab(browser: Browser, base_url: str, width: int = 1280, height: int = 900, token: str = "") -> Tab:
+    """A tab; with `token`, every request it makes carries it (as a logged-in browser carries its cookie)."""
+    context = browser.new_context(
+        base_url=base_url,
+        viewport={"width": width, "height": height},
+        accept_downloads=True,
+        extra_http_headers={"authorization": f"Bearer {token}"} if token else None,
+    )
+    if token:  # downloads do not carry extra headers: the UI's login cookie does (web/auth.py)
+        context.add_cookies([{"name": "mandate_token", "value": token, "url": base_url}])
     context.set_default_timeout(10_000)
     tab = Tab(context.new_page())
     tab.page.on("request", lambda r: tab.requests.append((r.method, r.url)))
@@ -70,7 +78,7 @@ def open_tab(browser: Browser, base_url: str, width: int = 1280, height: int = 9
 @pytest.fixture
 def tab(browser: Browser, site: tuple[LiveServer, Seeded]) -> Iterator[Tab]:
     """A 1280 px wide tab whose relative URLs go to the site."""
-    t = open_tab(browser, site[0].url)
+    t = open_tab(browser, site[0].url, token=site[0].token)
     try:
         yield t
     finally:
@@ -80,7 +88,7 @@ def tab(browser: Browser, site: tuple[LiveServer, Seeded]) -> Iterator[Tab]:
 @pytest.fixture
 def phone(browser: Browser, site: tuple[LiveServer, Seeded]) -> Iterator[Tab]:
     """A 390 px wide tab (a phone)."""
-    t = open_tab(browser, site[0].url, 390, 844)
+    t = open_tab(browser, site[0].url, 390, 844, token=site[0].token)
     try:
         yield t
     finally:

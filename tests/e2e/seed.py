@@ -30,7 +30,7 @@ from mandate.demo.scenarios import (
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.conftest import PREFIX, PgServer
-from tests.web.conftest import LiveServer, start_server
+from tests.web.conftest import LiveServer, bearer, issue_token, start_server
 
 ORG = ORGANIZATION_ID
 CM = CONFIG_DOMAIN
@@ -83,12 +83,12 @@ def _send(mandate: MandateClient, n: int, scenario: Scenario, when: datetime) ->
     return str(verdict.decision_id)
 
 
-def seed_decisions(base_url: str, count: int = 60) -> Seeded:
+def seed_decisions(base_url: str, count: int = 60, token: str | None = None) -> Seeded:
     """Send `count` decisions (cycling through SCENARIOS, oldest first) and one decision through two stages."""
     ids: dict[str, list[str]] = {}
     by_domain: dict[str, int] = {}
     block_drop = ""
-    with MandateClient(base_url, organization_id=ORG, timeout=30) as mandate:
+    with MandateClient(base_url, organization_id=ORG, timeout=30, token=token) as mandate:
         for n in range(count):
             scenario = SCENARIOS[n % len(SCENARIOS)]
             sent = _send(mandate, n, scenario, START + timedelta(minutes=73 * n))
@@ -111,9 +111,10 @@ def seeded_server(db_url: str, *, decisions: int = 60) -> Iterator[tuple[LiveSer
     """A real server on `db_url` with the demo governance applied and `decisions` demo decisions sent to it."""
     apply_demo_governance(db_url)
     server, thread, url = start_server(db_url)
+    token = issue_token(db_url, organization_id=ORG)  # an admin of the demo organization: every domain
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield LiveServer(url, db_url, client), seed_decisions(url, decisions)
+        with httpx.Client(base_url=url, timeout=30, headers=bearer(token)) as client:
+            yield LiveServer(url, db_url, client, token), seed_decisions(url, decisions, token)
     finally:
         server.should_exit = True
         thread.join(timeout=15)

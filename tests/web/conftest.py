@@ -1,15 +1,22 @@
-"""A real Mandate server (uvicorn on a free loopback port, in a thread) against a fresh database."""
+"""A real Mandate server (uvicorn on a free loopback port, in a thread) against a fresh database, and API tokens
+issued in that database the way `mandate token create` issues them (authentication is on, as in production)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
 
 import httpx
+import psycopg
 import pytest
 import uvicorn
 
+from mandate.db import tokens as tq
+from mandate.demo.scenarios import ORGANIZATION_ID
+from mandate.tokens import Role, digest, new_secret
 from mandate.web.app import create_app
 
 
@@ -18,6 +25,35 @@ class LiveServer:
     url: str
     database_url: str
     client: httpx.Client
+    token: str = ""  # the secret `client` sends (an admin token of the demo organization, all domains)
+
+
+def issue_token(
+    database_url: str,
+    *,
+    organization_id: str = ORGANIZATION_ID,
+    role: str = "admin",
+    domains: frozenset[str] | None = None,
+    expires_at: datetime | None = None,
+    name: str = "tests",
+) -> str:
+    """Issue a token in `database_url` (no organization or domain check, like `--force`); return its secret."""
+    secret = new_secret()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        tq.issue(
+            conn,
+            secret_sha256=digest(secret),
+            name=name,
+            organization_id=UUID(organization_id),
+            domains=domains,
+            role=Role(role),
+            expires_at=expires_at,
+        )
+    return secret
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {secret}"}
 
 
 def start_server(database_url: str, **app_options: object) -> tuple[uvicorn.Server, threading.Thread, str]:
@@ -44,9 +80,10 @@ def start_server(database_url: str, **app_options: object) -> tuple[uvicorn.Serv
 @pytest.fixture
 def live(db_url: str) -> Iterator[LiveServer]:
     server, thread, url = start_server(db_url)
+    token = issue_token(db_url)
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            yield LiveServer(url, db_url, client)
+        with httpx.Client(base_url=url, timeout=10, headers=bearer(token)) as client:
+            yield LiveServer(url, db_url, client, token)
     finally:
         server.should_exit = True
         thread.join(timeout=15)

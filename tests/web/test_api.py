@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +15,7 @@ import pytest
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.helpers import scalar
-from tests.web.conftest import LiveServer, start_server
+from tests.web.conftest import LiveServer, bearer, issue_token, start_server
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -84,9 +83,10 @@ def api(db_url: str) -> Iterator[LiveServer]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         apply_bundle(conn, load_demo_bundle())
     server, thread, url = start_server(db_url)
+    token = issue_token(db_url, organization_id=ORG)
     try:
-        with httpx.Client(base_url=url, timeout=10) as client:
-            yield LiveServer(url, db_url, client)
+        with httpx.Client(base_url=url, timeout=10, headers=bearer(token)) as client:
+            yield LiveServer(url, db_url, client, token)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
@@ -494,15 +494,27 @@ def test_openapi_and_docs_are_served(api: LiveServer) -> None:
     assert api.client.get("/docs").status_code == 200
 
 
-def test_several_organizations_require_organization_id(api: LiveServer) -> None:
-    with psycopg.connect(api.database_url, autocommit=True) as conn:
+def test_several_organizations_require_organization_id_without_authentication(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        apply_bundle(conn, load_demo_bundle())
         conn.execute("INSERT INTO mandate.organizations (name) VALUES ('second-org')")
-    # The server learns about the new organization through LISTEN/NOTIFY; wait for it (a condition, not a sleep).
-    for _ in range(200):
-        r = api.client.get("/api/decisions")
-        if r.status_code == 422:
-            break
-        threading.Event().wait(0.02)
-    assert r.status_code == 422
-    assert r.json()["error"]["code"] == "organization_required"
-    assert api.client.get("/api/decisions", params={"organization_id": ORG}).status_code == 200
+    server, thread, url = start_server(db_url, auth=False)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            r = client.get("/api/decisions")
+            assert r.status_code == 422
+            assert r.json()["error"]["code"] == "organization_required"
+            assert client.get("/api/decisions", params={"organization_id": ORG}).status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def test_with_several_organizations_a_token_reads_its_own_by_default(api: LiveServer) -> None:
+    with psycopg.connect(api.database_url, autocommit=True) as conn:
+        other = scalar(conn, "INSERT INTO mandate.organizations (name) VALUES ('second-org') RETURNING organization_id")
+    api.client.post("/api/decisions", json=flat(*CRITICAL_DROP)).raise_for_status()
+    r = api.client.get("/api/decisions")
+    assert r.status_code == 200 and {i["organization_id"] for i in r.json()["items"]} == {ORG}
+    assert api.client.get("/api/decisions", params={"organization_id": str(other)}).status_code == 403
+    assert [o["organization_id"] for o in api.client.get("/api/organizations").json()["items"]] == [ORG]

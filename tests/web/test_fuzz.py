@@ -137,7 +137,7 @@ def test_every_operation_of_the_served_openapi_holds_its_contract(api: LiveServe
             nonlocal cases
             cases += 1
             before = _stored(api.database_url)
-            response = case.call(base_url=api.url, timeout=10)
+            response = case.call(base_url=api.url, timeout=10, headers={"authorization": f"Bearer {api.token}"})
             case.validate_response(response, checks=CHECKS)
             if response.status_code >= 400:
                 after = _stored(api.database_url)
@@ -168,7 +168,7 @@ def test_decisions_with_organization_and_domain_pinned_reach_the_write_path(api:
                 case.body["scope"] = {k: v for k, v in case.body["scope"].items() if k not in ("domain", "domain_name")}
                 case.body["scope"]["organization_id"] = ORG
         before = _stored(api.database_url)
-        response = case.call(base_url=api.url, timeout=10)
+        response = case.call(base_url=api.url, timeout=10, headers={"authorization": f"Bearer {api.token}"})
         statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
         case.validate_response(response, checks=CHECKS)
         _check(api.database_url, before, httpx.Response(response.status_code, content=response.content))

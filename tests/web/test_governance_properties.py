@@ -1,7 +1,7 @@
 """Properties of governance over time, through the API of a real server (hypothesis, fixed seed, small budget).
 
 (a) every stored decision replays identically after random governance changes (new spec versions, snapshots,
-    scopes); (b) adding policies or scopes never gives a decision a less severe verdict; (c) random malformed
+    scopes); (b) adding policies or scopes never gives a decision a less severe verdict (under a spec whose default is OBSERVE, the least severe); (c) random malformed
     governance rows never stop the server and never change the verdicts of the specs they do not name.
 
 Each example works in a domain of its own on one server, so examples stay independent although governance is
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from mandate.evaluator import SEVERITY, Verdict
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import parse_bundle
-from tests.web.conftest import LiveServer
+from tests.web.conftest import LiveServer, bearer, issue_token
 
 ORG = "3c9a1e7f-5d2b-4a8c-9e6f-1b2d3c4e5f60"
 FIELDS = {"environment": ["prod", "staging"], "service": ["api", "batch"], "system": ["ledger"]}
@@ -56,7 +56,10 @@ requests = st.lists(
 class Domain:
     """One example's domain: its governance as bundle data, applied step by step."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, live: LiveServer) -> None:
+        url = live.database_url
+        if live.client.headers.get("x-properties-org") != ORG:  # an admin token of this organization, once
+            live.client.headers.update({**bearer(issue_token(url, organization_id=ORG)), "x-properties-org": ORG})
         self.url = url
         self.name = f"prop-{next(_domains)}-{uuid.uuid4().hex[:6]}"
         self.scopes: list[dict[str, Any]] = [self.scope({})]
@@ -201,7 +204,7 @@ def replay_all(live: LiveServer, decision_ids: list[str]) -> None:
 def test_every_stored_decision_replays_identically_after_governance_changes(
     live: LiveServer, scopes: list[dict[str, str]], first: Any, batch: Any, changes: Any
 ) -> None:
-    domain = Domain(live.database_url)
+    domain = Domain(live)
     domain.add_scopes(scopes)
     domain.apply(new_policies=domain.with_policies(first))
     wait_until(served_policies(live, domain), "the first snapshot")
@@ -233,7 +236,10 @@ def test_every_stored_decision_replays_identically_after_governance_changes(
 def test_adding_policies_or_scopes_never_gives_a_less_severe_verdict(
     live: LiveServer, scopes: list[dict[str, str]], first: Any, more: Any, added: Any, batch: Any
 ) -> None:
-    domain = Domain(live.database_url)
+    domain = Domain(live)
+    # With the default OBSERVE, the least severe verdict (MANDATE.md §3.8): a spec whose default is above it would
+    # let a newly matching OBSERVE policy replace the default, by the rules.
+    domain.defaults[1] = "OBSERVE"
     domain.add_scopes(scopes)
     domain.apply(new_policies=domain.with_policies(first))
     wait_until(served_policies(live, domain), "the first snapshot")
@@ -269,7 +275,7 @@ junk_policy = st.one_of(
 def test_malformed_governance_rows_never_stop_the_server_nor_change_other_specs(
     live: LiveServer, first: Any, batch: Any, junk: list[Any], bad_type: str
 ) -> None:
-    domain = Domain(live.database_url)
+    domain = Domain(live)
     domain.add_scopes([{"environment": "prod"}, {"system": "ledger"}])
     domain.apply(new_policies=domain.with_policies(first))
     wait_until(served_policies(live, domain), "the first snapshot")

@@ -19,7 +19,7 @@ import pytest
 from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import BundleError, parse_bundle
 from tests.helpers import run_cli
-from tests.web.conftest import LiveServer, start_server
+from tests.web.conftest import LiveServer, bearer, issue_token, start_server
 
 ORG = "7d1f3c52-4b8e-4f0a-9c61-2e5d8a9b0c13"
 SPEC_TRANSFER = {
@@ -162,9 +162,10 @@ def served(db_url: str) -> Iterator[Callable[[], LiveServer]]:
 
     def start() -> LiveServer:
         server, thread, url = start_server(db_url)
-        client = httpx.Client(base_url=url, timeout=10)
+        token = issue_token(db_url, organization_id=ORG)
+        client = httpx.Client(base_url=url, timeout=10, headers=bearer(token))
         started.append((server, thread, client))
-        return LiveServer(url, db_url, client)
+        return LiveServer(url, db_url, client, token)
 
     yield start
     for server, thread, client in started:

@@ -22,7 +22,7 @@ from mandate.governance.bundle import load_demo_bundle
 from mandate.migrate.runner import MigrationLock
 from tests.conftest import PgServer
 from tests.helpers import run_cli
-from tests.web.conftest import start_server
+from tests.web.conftest import bearer, issue_token, start_server
 from tests.web.test_api import CRITICAL_DROP, flat
 
 
@@ -79,7 +79,13 @@ def _serve(db_url: str, *options: str) -> Iterator[tuple[subprocess.Popen[str], 
 def test_serve_logs_json_without_bodies_and_shuts_down_gracefully(db_url: str) -> None:
     secret = "s3cr3t-signal-value"
     with _serve(db_url) as (proc, url):
-        httpx.post(f"{url}/api/decisions", json={"actor": "a", "target": "t", "context": {"k": secret}}, timeout=5)
+        headers = bearer(issue_token(db_url))
+        httpx.post(
+            f"{url}/api/decisions",
+            json={"actor": "a", "target": "t", "context": {"k": secret}},
+            timeout=5,
+            headers=headers,
+        )
         proc.send_signal(signal.SIGTERM)
         # uvicorn finishes in-flight work, then re-raises the signal it caught (exit status -SIGTERM).
         assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
@@ -115,6 +121,7 @@ def test_serve_refuses_a_worker_count_below_one(db_url: str) -> None:
 
 def test_the_api_answers_503_while_a_migration_holds_the_lock(db_url: str) -> None:
     server, thread, url = start_server(db_url)
+    token = bearer(issue_token(db_url))
     try:
         with psycopg.connect(db_url, autocommit=True, application_name="mandate migrate run 008") as holder:
             with MigrationLock(holder, wait_s=5):
@@ -122,7 +129,7 @@ def test_the_api_answers_503_while_a_migration_holds_the_lock(db_url: str) -> No
                 health = httpx.get(f"{url}/api/health").json()
                 assert health["status"] == "migrating"
                 assert health["migration"]["application"] == "mandate migrate run 008"
-                post = httpx.post(f"{url}/api/decisions", json={"actor": "a", "target": "t"})
+                post = httpx.post(f"{url}/api/decisions", json={"actor": "a", "target": "t"}, headers=token)
                 assert post.status_code == 503
                 assert "migration is running" in post.json()["error"]["message"]
             assert _wait(lambda: httpx.get(f"{url}/api/health").status_code == 200)
@@ -136,19 +143,20 @@ def test_health_is_503_when_the_database_is_gone(pg: PgServer, fresh_db: Callabl
     with psycopg.connect(url, autocommit=True) as conn:
         apply_bundle(conn, load_demo_bundle())
     server, thread, base = start_server(url)
+    token = bearer(issue_token(url))
     try:
         assert httpx.get(f"{base}/api/health").status_code == 200
         pg.drop(urlsplit(url).path.lstrip("/"))
         r = httpx.get(f"{base}/api/health", timeout=10)
         assert r.status_code == 503
         assert r.json()["database"] == "unreachable"
-        listing = httpx.get(f"{base}/api/decisions", timeout=10)
+        listing = httpx.get(f"{base}/api/decisions", timeout=10, headers=token)
         assert listing.status_code in (422, 503)  # never a 500
         unknown = flat(*CRITICAL_DROP)
         unknown["organization_id"] = unknown["scope"]["organization_id"] = str(uuid.uuid4())
         for body in (flat(*CRITICAL_DROP), unknown):
             # A decision to store, and one refused (whose refusal is logged in the database): both 503, not 500.
-            decision = httpx.post(f"{base}/api/decisions", json=body, timeout=40)
+            decision = httpx.post(f"{base}/api/decisions", json=body, timeout=40, headers=token)
             assert decision.status_code == 503, decision.text
             assert decision.json()["error"]["code"] == "unavailable"
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -23,7 +24,7 @@ from mandate.web import ui
 from mandate.web.app import create_app
 from tests.conftest import PgServer
 from tests.e2e.seed import CM, CS, ORG, Seeded, apply_demo_governance, scratch_database, seeded_server
-from tests.web.conftest import LiveServer, start_server
+from tests.web.conftest import LiveServer, bearer, issue_token, start_server
 
 Row = dict[str, Any]
 BLOCK_POLICY = "policy-block-unbackedup-drops-v1"
@@ -152,9 +153,10 @@ def data(seeded: tuple[LiveServer, Seeded]) -> Seeded:
 def bare(db_url: str) -> Iterator[LiveServer]:
     """A server on a fresh database of its own (tests that add governance or decisions)."""
     server, thread, url = start_server(db_url)
+    token = issue_token(db_url, organization_id=ORG)
     try:
-        with httpx.Client(base_url=url, timeout=30) as client:
-            yield LiveServer(url, db_url, client)
+        with httpx.Client(base_url=url, timeout=30, headers=bearer(token)) as client:
+            yield LiveServer(url, db_url, client, token)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
@@ -285,8 +287,8 @@ def test_counts_per_verdict_cover_the_filter_whatever_the_verdict_filter(live_ui
 
 def test_the_chart_draws_every_decision_of_the_filter_in_buckets(live_ui: LiveServer) -> None:
     page = dom(live_ui.client.get("/", params={"domain": "*"}))
-    svg = page.find("svg", role="img")
-    titles = [g.find("title").text for g in svg.find_all("g", **{"class": "bar"})]
+    svg = page.find("svg", role="group")  # a group of links (one per bar), described by its title
+    titles = [g.find("title").text for g in svg.find_all("a", **{"class": "bar"})]
     assert titles and svg.find("title").text == "Verdicts per hour"
     totals = [int(t.split(": ")[1].split(" ")[0]) for t in titles]
     assert sum(totals) == len(api_items(live_ui.client))
@@ -572,8 +574,8 @@ def test_writing_methods_are_refused_on_ui_paths(live_ui: LiveServer, data: Seed
 @pytest.mark.parametrize("path", ["/", "/scopes", "/specs", "/migrations", "decision"])
 def test_every_form_is_a_get_form_and_no_button_posts(live_ui: LiveServer, data: Seeded, path: str) -> None:
     page = dom(live_ui.client.get(f"/decisions/{data.block_drop}" if path == "decision" else path))
-    for form in page.find_all("form"):
-        assert (form.attrs.get("method") or "get").lower() == "get"
+    for form in page.find_all("form"):  # Log out (it forgets the browser's cookie, nothing stored) is the only POST
+        assert (form.attrs.get("method") or "get").lower() == "get" or form.attrs.get("action") == "/logout"
     for button in page.find_all("button"):
         assert "formmethod" not in button.attrs and "formaction" not in button.attrs
 
@@ -592,7 +594,7 @@ def test_without_decisions_the_list_shows_a_curl_example_for_this_domain(db_url:
     apply_demo_governance(db_url)
     server, thread, url = start_server(db_url)
     try:
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, headers=bearer(issue_token(db_url, organization_id=ORG))) as client:
             page = dom(client.get("/", params={"domain": CS}))
     finally:
         server.should_exit = True
@@ -609,7 +611,7 @@ def test_with_several_organizations_one_must_be_chosen(db_url: str) -> None:
     other = uuid.uuid4()
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("INSERT INTO mandate.organizations (organization_id, name) VALUES (%s, 'zz-other')", [other])
-    server, thread, url = start_server(db_url)
+    server, thread, url = start_server(db_url, auth=False)  # a token fixes the organization: no choice to make
     try:
         with httpx.Client(base_url=url) as client:
             page = dom(client.get("/"))
@@ -635,7 +637,7 @@ def test_the_scope_tree_nests_a_scope_under_its_most_specific_ancestor(db_url: s
         )
     server, thread, url = start_server(db_url)
     try:
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, headers=bearer(issue_token(db_url, organization_id=ORG))) as client:
             page = dom(client.get("/scopes"))
     finally:
         server.should_exit = True
@@ -654,7 +656,7 @@ def test_stored_text_is_escaped_never_executed(db_url: str) -> None:
     apply_demo_governance(db_url)
     server, thread, url = start_server(db_url)
     try:
-        with httpx.Client(base_url=url) as client:
+        with httpx.Client(base_url=url, headers=bearer(issue_token(db_url, organization_id=ORG))) as client:
             r = client.post(
                 "/api/decisions",
                 json={
@@ -675,3 +677,208 @@ def test_stored_text_is_escaped_never_executed(db_url: str) -> None:
     for html in (listing, detail):
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;script&gt;alert(" in html
+
+
+# -- finding decisions: ids, partial text, names (issue 21) ------------------------------------------------------
+
+
+def test_an_eight_character_id_opens_the_decision(live_ui: LiveServer, data: Seeded) -> None:
+    r = live_ui.client.get(f"/decisions/{data.block_drop[:8]}", follow_redirects=False)
+    assert r.status_code == 307
+    assert r.headers["location"].startswith(f"/decisions/{data.block_drop}?")
+    page = dom(live_ui.client.get(r.headers["location"]))
+    assert page.find("a", data_field="winning-policy").text == BLOCK_POLICY
+
+
+def test_a_prefix_that_matches_nothing_is_a_404_page_and_a_short_one_is_refused(live_ui: LiveServer) -> None:
+    r = live_ui.client.get("/decisions/ffffff0f")
+    assert r.status_code == 404 and "No decision id starts with 'ffffff0f'" in dom(r).text
+    r = live_ui.client.get("/decisions/abc")  # fewer than 6 hex digits
+    assert r.status_code == 404 and "6 or more characters" in dom(r).text
+    r = live_ui.client.get("/decisions/not-hex!")
+    assert r.status_code == 404
+
+
+def test_the_id_search_box_redirects_to_the_one_decision(live_ui: LiveServer, data: Seeded) -> None:
+    r = live_ui.client.get("/", params={"id": data.block_drop[:10].upper()}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"].startswith(f"/decisions/{data.block_drop}")
+    r = live_ui.client.get("/", params={"id": "12"})
+    assert r.status_code == 400 and "type its first 6 or more hex digits" in dom(r).text
+
+
+def test_an_ambiguous_prefix_lists_every_match(db_url: str) -> None:
+    apply_demo_governance(db_url)
+    server, thread, url = start_server(db_url)
+    ids = [uuid.UUID(f"abcdef{n:02x}-0000-4000-8000-000000000000") for n in range(3)]
+    try:
+        with httpx.Client(base_url=url, headers=bearer(issue_token(db_url, organization_id=ORG))) as client:
+            for key in ids:
+                r = client.post(
+                    "/api/decisions",
+                    json={
+                        "decision_id": str(key),
+                        "organization_id": ORG,
+                        "domain": CM,
+                        "intent": "config.update",
+                        "stage": "executed",
+                        "actor": "a",
+                        "target": "t",
+                        "context": {"key": "k", "old_value": "1", "new_value": "2"},
+                        "scope": {"service": "audit-logger", "agent": "observe-agent", "environment": "production"},
+                    },
+                )
+                assert r.status_code in (200, 201), r.text
+            page = dom(client.get("/decisions/abcdef"))
+            single = client.get(f"/decisions/{str(ids[1])[:8]}", follow_redirects=False)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+    links = [a.attrs["href"] or "" for a in page.find("ul", **{"class": "plain matches"}).find_all("a")]
+    assert [h.split("?")[0] for h in links] == [f"/decisions/{k}" for k in ids]
+    assert single.status_code == 307
+
+
+def test_text_filters_find_part_of_a_value_in_any_case(live_ui: LiveServer) -> None:
+    exact = api_items(live_ui.client, domain=CS, agent="chatbot-v3")
+    assert exact
+    for typed in ("chatbot", "CHATBOT-V", "bot-v3"):
+        page = dom(live_ui.client.get("/", params={"domain": CS, "agent": typed, "limit": "500"}))
+        assert listed(page) == [(i["decision_id"], i["verdict"]) for i in exact], typed
+    # LIKE's own wildcards are taken literally
+    assert not listed(dom(live_ui.client.get("/", params={"domain": CS, "agent": "%"})))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("policy_id", BLOCK_POLICY),
+        ("owning_team", "dba-team"),
+        ("scope_id", "config-management.prod.db-admin-tool"),
+        ("spec_id", "spec-pre-commit-database-drop-table-v1"),
+    ],
+)
+def test_name_filters_list_exactly_the_matching_decisions(live_ui: LiveServer, name: str, value: str) -> None:
+    everything = api_items(live_ui.client, domain=CM)
+    if name == "policy_id":
+        expected = [i for i in everything if value in (i["matched_policy_ids"] or [])]
+    else:
+        expected = [i for i in everything if i[name] == value]
+    assert expected, "the demo data has such decisions"
+    r = live_ui.client.get("/", params={name: value, "limit": "500"})
+    page = dom(r)
+    assert listed(page) == [(i["decision_id"], i["verdict"]) for i in expected]
+    assert page.find("input", name=name).attrs["value"] == value  # the form shows it, so the URL holds it
+    exported = live_ui.client.get("/export.json", params={name: value}).json()
+    assert [i["decision_id"] for i in exported["items"]] == [i["decision_id"] for i in expected]
+    export_link = page.find("a", download=None).attrs["href"] or ""
+    assert f"{name}=" in export_link
+
+
+def test_the_list_shows_each_reason_as_text(live_ui: LiveServer) -> None:
+    items = api_items(live_ui.client, domain=CM)[:50]
+    page = dom(live_ui.client.get("/"))
+    reasons = [td.text for td in page.find_all("td", data_field="summary")]
+    assert reasons == [i["summary"] for i in items]
+    assert all(reasons)
+
+
+def test_previous_page_goes_back_to_exactly_the_page_before(live_ui: LiveServer) -> None:
+    expected = [i["decision_id"] for i in api_items(live_ui.client, domain=CM)]
+    first = dom(live_ui.client.get("/", params={"limit": "7"}))
+    assert not first.find_all("a", rel="prev")
+    second = dom(live_ui.client.get(first.find("a", rel="next").attrs["href"] or ""))
+    third = dom(live_ui.client.get(second.find("a", rel="next").attrs["href"] or ""))
+    assert [d for d, _ in listed(third)] == expected[14:21]
+    back = dom(live_ui.client.get(third.find("a", rel="prev").attrs["href"] or ""))
+    assert [d for d, _ in listed(back)] == expected[7:14]
+    back = dom(live_ui.client.get(back.find("a", rel="prev").attrs["href"] or ""))
+    assert [d for d, _ in listed(back)] == expected[:7]
+    assert not back.find_all("a", rel="prev")
+
+
+def test_names_on_the_decision_page_are_links_that_resolve(live_ui: LiveServer, data: Seeded) -> None:
+    page = dom(live_ui.client.get(f"/decisions/{data.block_drop}"))
+    for kind in ("spec", "scope", "team", "snapshot", "policy"):
+        href = page.find("a", data_link=kind).attrs["href"] or ""
+        r = live_ui.client.get(href.split("#")[0])
+        assert r.status_code == 200, (kind, href)
+
+
+def test_the_policy_page_shows_its_versions_a_diff_and_its_decisions(live_ui: LiveServer) -> None:
+    r = live_ui.client.get(f"/policies/{BLOCK_POLICY}")
+    page = dom(r)
+    assert r.status_code == 200
+    assert page.find(data_section="versions").find_all("tr", data_version=None)
+    assert page.find(data_section="diff").find("pre").text  # first stored: every line is an addition
+    expected = [i for i in api_items(live_ui.client, domain=CM) if BLOCK_POLICY in (i["matched_policy_ids"] or [])]
+    assert [d for d, _ in listed(page)] == [i["decision_id"] for i in expected][:20]
+    assert live_ui.client.get("/policies/no-such-policy").status_code == 404
+
+
+def test_the_scope_page_shows_its_team_policies_and_decisions(live_ui: LiveServer) -> None:
+    scope = "config-management.prod.db-admin-tool"
+    page = dom(live_ui.client.get(f"/scopes/{scope}"))
+    assert page.find(data_field="owning-team").text == "dba-team"
+    assert BLOCK_POLICY in [p.attrs["data-policy-id"] for p in page.find_all(data_policy_id=None)]
+    expected = [i["decision_id"] for i in api_items(live_ui.client, domain=CM) if i["scope_id"] == scope]
+    assert [d for d, _ in listed(page)] == expected[:20] and expected
+    assert live_ui.client.get("/scopes/no.such-scope").status_code == 404
+
+
+def test_the_overview_breaks_decisions_down_and_every_bar_links_to_them(live_ui: LiveServer) -> None:
+    everything = api_items(live_ui.client, domain=CM)
+    page = dom(live_ui.client.get("/overview"))
+    table = page.find("table", data_section="over-time")
+    totals = [int(tr.find_all("td")[-2].text) for tr in table.find("tbody").find_all("tr")]
+    assert sum(totals) == len(everything)
+    assert len(totals) > 1  # hours over two days: not one bar
+    agents = page.find("section", data_breakdown="agent")
+    counts: dict[str, int] = {}
+    for i in everything:
+        counts[i["attribution"].get("agent")] = counts.get(i["attribution"].get("agent"), 0) + 1
+    shown = {
+        li.find("a").text: int(li.find("span", **{"class": "num"}).text.split()[0]) for li in agents.find_all("li")
+    }
+    assert shown == counts
+    for section in ("policy", "scope", "owning_team"):
+        assert page.find("section", data_breakdown=section).find_all("li")
+    # a bar zooms into its bucket: the overview of that bucket counts exactly its decisions
+    bar = page.find("a", **{"class": "bar"})
+    zoomed = dom(live_ui.client.get(bar.attrs["href"] or ""))
+    rows = zoomed.find("table", data_section="over-time").find("tbody").find_all("tr")
+    assert sum(int(tr.find_all("td")[-2].text) for tr in rows) == totals[0]
+
+
+def test_overview_presets_set_the_range_and_a_wrong_one_is_a_400(live_ui: LiveServer) -> None:
+    r = live_ui.client.get("/overview", params={"range": "7d"})
+    assert r.status_code == 200
+    assert dom(r).find("input", name="since").attrs["value"]
+    assert live_ui.client.get("/overview", params={"range": "5y"}).status_code == 400
+
+
+def test_head_is_answered_on_ui_pages(live_ui: LiveServer) -> None:
+    for path in ("/", "/overview", "/scopes", "/specs"):
+        r = live_ui.client.head(path)
+        assert r.status_code == 200 and r.content == b"", path
+
+
+def test_pages_are_compressed_for_browsers_that_accept_it(live_ui: LiveServer) -> None:
+    r = live_ui.client.get("/", headers={"accept-encoding": "gzip"})
+    assert r.headers["content-encoding"] == "gzip"
+
+
+def test_api_docs_are_served_from_the_package_without_any_other_host(live_ui: LiveServer) -> None:
+    for path in ("/docs", "/redoc"):
+        r = live_ui.client.get(path)
+        assert r.status_code == 200
+        assert "http://" not in r.text and "https://" not in r.text and "//cdn" not in r.text
+        for src in re.findall(r'(?:src|href)="([^"]+)"', r.text):
+            assert src.startswith("/"), src
+            assert live_ui.client.get(src).status_code == 200, src
+        assert "script-src 'self';" in r.headers["content-security-policy"]
+
+
+def test_a_skip_link_leads_to_the_content(live_ui: LiveServer) -> None:
+    page = dom(live_ui.client.get("/"))
+    first_link = page.find("a")
+    assert first_link.attrs["href"] == "#main" and page.find("main", id="main")

@@ -323,7 +323,8 @@ async def verdicts_over_time(
     end: datetime,
 ) -> list[dict[str, Any]]:
     """Decisions per (time bucket, verdict) for a filter, every bucket from `start` to `end` included (empty ones
-    with verdict NULL and n 0), each with its end (`bucket_end`, exclusive). Buckets are `date_trunc(unit, timestamp)` in `time_zone` (an IANA name), so a day
+    with verdict NULL and n 0), each with its end (`bucket_end`, exclusive; NULL past 9999, which Python cannot
+    hold). Buckets are `date_trunc(unit, timestamp)` in `time_zone` (an IANA name), so a day
     is a day on that zone's clock; `unit` is one of TIME_BUCKETS."""
     if unit not in TIME_BUCKETS:
         raise ValueError(f"unit must be one of {', '.join(TIME_BUCKETS)}")
@@ -332,16 +333,18 @@ async def verdicts_over_time(
         """WITH counts AS (
             SELECT date_trunc(%s, d."timestamp") AS bucket, v.verdict::text AS verdict, count(*) AS n
             FROM mandate.decision_events d {verdict} {where} GROUP BY 1, 2)
-        SELECT b.bucket, b.bucket + ('1 ' || %s)::interval AS bucket_end, c.verdict, coalesce(c.n, 0) AS n
+        SELECT b.bucket, e.bucket_end, c.verdict, coalesce(c.n, 0) AS n
         FROM generate_series(date_trunc(%s, %s::timestamptz), date_trunc(%s, %s::timestamptz),
                              ('1 ' || %s)::interval) AS b (bucket)
+        CROSS JOIN LATERAL (SELECT CASE WHEN b.bucket + ('1 ' || %s)::interval < '10000-01-01'::timestamptz
+                                        THEN b.bucket + ('1 ' || %s)::interval END AS bucket_end) e
         LEFT JOIN counts c ON c.bucket = b.bucket
         ORDER BY b.bucket, c.verdict"""
     ).format(verdict=VERDICT_OF_DECISION, where=_and(clauses))
     async with conn.transaction():
         # The session time zone decides where date_trunc cuts and how '1 day' steps across DST changes.
         await conn.execute("SELECT set_config('TimeZone', %s, true)", [time_zone])
-        cur = await conn.execute(query, [unit, *params, unit, unit, start, unit, end, unit])
+        cur = await conn.execute(query, [unit, *params, unit, start, unit, end, unit, unit, unit])
         return await cur.fetchall()
 
 

@@ -56,7 +56,13 @@ def demo(
     from mandate.client import MandateError as SDKError
     from mandate.demo.play import play
     from mandate.demo.scenarios import ORGANIZATION_ID
+    from mandate.web.serve import is_loopback
 
+    if not is_loopback(host):
+        raise MandateError(
+            f"the demo serves without authentication, so only on a loopback address (not {host}); "
+            "for a server others can reach, use `mandate serve` with tokens (docs/security.md)"
+        )
     cfg = settings()
     # The demo stops the embedded PostgreSQL on the way out if it is the one that starts it.
     started_database = cfg.database_url is None and not embedded.status(cfg.data_dir).running
@@ -69,6 +75,13 @@ def demo(
             raise
         base = f"http://{_client_host(host)}:{listener.getsockname()[1]}"
         with _serving(url, listener):
+            out.print(
+                Text(
+                    f"AUTHENTICATION IS OFF: this demo server answers anyone on this machine ({base}, loopback only); "
+                    "`mandate serve` requires API tokens (docs/security.md)",
+                    style="bold red",
+                )
+            )
             try:
                 with MandateClient(base, organization_id=ORGANIZATION_ID) as client:
                     played = play(client)
@@ -79,7 +92,9 @@ def demo(
             short = str(example.decision_id)[:8]
             if no_serve:
                 out.print(f"the decisions are stored: `mandate replay {short}` re-evaluates one;")
-                out.print("`mandate serve` serves the UI that shows them all (http://127.0.0.1:3000/)")
+                out.print(
+                    "`mandate serve` serves the UI that shows them all (http://127.0.0.1:3000/, log in with a token)"
+                )
             else:
                 out.print(f"UI:       {base}/")
                 out.print(f"API docs: {base}/docs")
@@ -132,7 +147,11 @@ def _serving(database_url: str, listener: socket.socket) -> Iterator[None]:
     from mandate.web.app import create_app
 
     config = uvicorn.Config(
-        create_app(database_url), log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=10
+        create_app(database_url, auth=False),
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+        timeout_graceful_shutdown=10,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="mandate-demo-server")

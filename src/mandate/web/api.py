@@ -3,6 +3,10 @@ original project's paths, where `domain_name` is the name of the domain paramete
 
 Lists are keyset-paginated: `limit` (1–500, default 50) and the `cursor` of the previous page's `next_cursor`.
 When exactly one organization exists it is the default; otherwise `organization_id` is required.
+
+Every route answers only within the caller's token (web/access.py): its organization is the default organization,
+a named organization or domain outside it is 403, lists hold only its domains (an agent's: only the decisions it
+sent), and a decision or snapshot it may not see is 404 exactly like one that does not exist.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from mandate.db import governance as gq
 from mandate.migrate.files import head_version
 from mandate.service import DecisionRequest, IngestError, Problem
 from mandate.web import doc
+from mandate.web.access import check_domain, forbidden, organization_for, principal, restrict, visible_rows
 from mandate.web.errors import DECISION_PATHS, ApiError, JSONResponse, reject_attribution
 from mandate.web.inputs import Timestamp, bounded, check_parameters, require_json, storable
 from mandate.web.state import ServerState
@@ -69,9 +74,12 @@ def _known(request: Request, allowed: frozenset[str]) -> None:
         )
 
 
-def _organization(s: ServerState, organization_id: UUID | None) -> UUID:
-    if organization_id is not None:
-        return organization_id
+def _organization(request: Request, organization_id: UUID | None) -> UUID:
+    """The named organization (403 outside the token's), else the token's, else the only one there is."""
+    chosen = organization_for(request, organization_id)
+    if chosen is not None:
+        return chosen
+    s = state(request)
     sole = s.governance.sole_organization()
     if sole is None:
         count = len(s.governance.organizations)
@@ -87,7 +95,7 @@ def _organization(s: ServerState, organization_id: UUID | None) -> UUID:
     return UUID(sole)
 
 
-def _domain(domain: str | None, domain_name: str | None) -> str | None:
+def _domain(request: Request, domain: str | None, domain_name: str | None) -> str | None:
     if domain is not None and domain_name is not None and domain != domain_name:
         raise ApiError(
             422,
@@ -103,6 +111,7 @@ def _domain(domain: str | None, domain_name: str | None) -> str | None:
             "domain must be a slug (lower-case letters, digits, _ and -)",
             [Problem("domain", "malformed", "domain must match ^[a-z0-9_-]+$")],
         )
+    check_domain(request, value)
     return value
 
 
@@ -178,7 +187,7 @@ class OutcomeBody(BaseModel):
     details: Annotated[dict[str, Any], storable("details")] = Field(default_factory=dict)
 
 
-def to_request(body: DecisionBody, received_at: datetime) -> DecisionRequest:
+def to_request(body: DecisionBody, received_at: datetime, token_id: UUID | None = None) -> DecisionRequest:
     """The service's request; IngestError("attribution") when the attribution fields contradict each other."""
     problems: list[Problem] = []
     if body.domain and body.domain_name and body.domain != body.domain_name:
@@ -210,6 +219,7 @@ def to_request(body: DecisionBody, received_at: datetime) -> DecisionRequest:
         timestamp=body.timestamp or received_at,
         unstructured_context=body.unstructured_context,
         raw=raw,
+        token_id=token_id,
     )
 
 
@@ -227,8 +237,14 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
     s = state(request)
     _not_migrating(s)
     received_at = datetime.now(UTC)
+    p = principal(request)
     try:
-        req = to_request(body, received_at)
+        req = to_request(body, received_at, p.token_id)
+        # Well-formed attribution outside the token is 403; malformed attribution is the service's 422 (§3.1).
+        if (_is_uuid(req.organization_id) and not p.sees_organization(str(req.organization_id))) or (
+            req.domain is not None and _SLUG.match(req.domain) and p.domains is not None and req.domain not in p.domains
+        ):
+            raise forbidden()
         prepared = service.prepare(s.governance, req, received_at=received_at)
         result = await s.writer.ingest(prepared)
     except IngestError as exc:
@@ -236,6 +252,14 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
             return await reject_attribution(request, body.model_dump(mode="json"), exc)
         raise
     return JSONResponse(result.body(), status_code=201 if result.created else 200)
+
+
+def _is_uuid(text: str | None) -> bool:
+    try:
+        UUID(str(text))
+    except ValueError:
+        return False
+    return text is not None
 
 
 def _not_migrating(s: ServerState) -> None:
@@ -256,6 +280,7 @@ async def post_outcome(request: Request, decision_id: UUID, body: OutcomeBody) -
     _known(request, frozenset())
     s = state(request)
     _not_migrating(s)
+    await _decision_rows(request, decision_id)  # 404 unless the token may see it
     details = dict(body.details)
     if body.success is not None:
         details["success"] = body.success
@@ -289,9 +314,9 @@ async def list_filter(
 ) -> q.DecisionFilter:
     """The filters shared by the decision and verdict lists (a FastAPI dependency)."""
     _known(request, LIST_PARAMS)
-    return q.DecisionFilter(
-        organization_id=_organization(state(request), organization_id),
-        domain=_domain(domain, domain_name),
+    f = q.DecisionFilter(
+        organization_id=_organization(request, organization_id),
+        domain=_domain(request, domain, domain_name),
         verdict=verdict,
         intent=intent,
         stage=stage,
@@ -302,6 +327,7 @@ async def list_filter(
         since=since,
         until=until,
     )
+    return restrict(request, f)
 
 
 ListFilter = Annotated[q.DecisionFilter, Depends(list_filter)]
@@ -339,10 +365,15 @@ async def _decision_rows(request: Request, decision_id: UUID) -> list[Row]:
     return rows
 
 
-def _in_scope(request: Request, rows: list[Row], what: str) -> None:
-    """404 unless the thing exists — and, when the caller names an organization or domain, is in it."""
+def _in_scope(request: Request, rows: list[Row], what: str, *, decisions: bool = True) -> None:
+    """404 unless the thing exists and the token may see it (the same answer for both) — and, when the caller
+    names an organization or domain, is in it (403 when the token may not use that organization or domain)."""
     org = request.query_params.get("organization_id")
     dom = request.query_params.get("domain") or request.query_params.get("domain_name")
+    if org is not None and not principal(request).sees_organization(org):
+        raise forbidden()
+    check_domain(request, dom)
+    rows = visible_rows(request, rows, decisions=decisions)
     visible = [
         r
         for r in rows
@@ -369,6 +400,8 @@ async def get_verdict(request: Request, decision_id: UUID) -> JSONResponse:
     async with state(request).pool.connection() as conn:
         rows = await q.get_verdicts(conn, decision_id)
     _in_scope(request, rows, f"decision {decision_id}")
+    governance = state(request).governance
+    rows = [{**row, "flips": service.stored_flips(governance, row)} for row in rows]  # what would change each
     return JSONResponse({**rows[-1], "verdicts": rows})
 
 
@@ -377,9 +410,9 @@ async def get_verdict(request: Request, decision_id: UUID) -> JSONResponse:
 async def get_timeline(request: Request, decision_id: UUID) -> JSONResponse:
     """The append-only story of a decision, in order: received, evaluated, outcomes, failures."""
     _known(request, SCOPED)
+    await _decision_rows(request, decision_id)
     async with state(request).pool.connection() as conn:
         rows = await q.get_timeline(conn, decision_id)
-    _in_scope(request, rows, f"decision {decision_id}")
     return JSONResponse({"decision_id": str(decision_id), "entries": rows})
 
 
@@ -389,6 +422,7 @@ async def replay_decision(request: Request, decision_id: UUID) -> JSONResponse:
     """Re-evaluate a stored decision with its stored spec version, signals and snapshot; report whether the verdict
     and the explanation are identical."""
     _known(request, frozenset())
+    await _decision_rows(request, decision_id)
     s = state(request)
     async with s.pool.connection() as conn:
         results = await service.replay(conn, s.governance, decision_id)
@@ -406,8 +440,10 @@ async def replay_decision(request: Request, decision_id: UUID) -> JSONResponse:
 @router.get("/api/v1/organizations", include_in_schema=False, **doc.items)
 async def list_organizations(request: Request) -> JSONResponse:
     _known(request, frozenset())
+    p = principal(request)
     async with state(request).pool.connection() as conn:
-        return JSONResponse({"items": await gq.list_organizations(conn)})
+        rows = await gq.list_organizations(conn)
+    return JSONResponse({"items": [r for r in rows if p.sees_organization(r["organization_id"])]})
 
 
 @router.get("/api/domains", tags=["governance"], **doc.items)
@@ -415,9 +451,10 @@ async def list_organizations(request: Request) -> JSONResponse:
 async def list_domains(request: Request, organization_id: UUID | None = None) -> JSONResponse:
     """Domains of an organization."""
     _known(request, frozenset({"organization_id"}))
-    org = _organization(state(request), organization_id)
+    org = _organization(request, organization_id)
     async with state(request).pool.connection() as conn:
-        return JSONResponse({"organization_id": str(org), "items": await gq.list_domains(conn, org)})
+        rows = await gq.list_domains(conn, org)
+    return JSONResponse({"organization_id": str(org), "items": visible_rows(request, rows)})
 
 
 @router.get("/api/scopes", tags=["governance"], **doc.items)
@@ -427,9 +464,10 @@ async def list_scopes(
 ) -> JSONResponse:
     """Registered scopes with their owning teams."""
     _known(request, SCOPED)
-    org = _organization(state(request), organization_id)
+    org = _organization(request, organization_id)
     async with state(request).pool.connection() as conn:
-        return JSONResponse({"items": await gq.list_scopes(conn, org, _domain(domain, domain_name))})
+        rows = await gq.list_scopes(conn, org, _domain(request, domain, domain_name))
+    return JSONResponse({"items": visible_rows(request, rows)})
 
 
 @router.get("/api/specs", tags=["governance"], **doc.items)
@@ -439,9 +477,10 @@ async def list_specs(
 ) -> JSONResponse:
     """Every spec version with its current status."""
     _known(request, SCOPED)
-    org = _organization(state(request), organization_id)
+    org = _organization(request, organization_id)
     async with state(request).pool.connection() as conn:
-        return JSONResponse({"items": await gq.list_specs(conn, org, _domain(domain, domain_name))})
+        rows = await gq.list_specs(conn, org, _domain(request, domain, domain_name))
+    return JSONResponse({"items": visible_rows(request, rows)})
 
 
 @router.get("/api/specs/{spec_id}", tags=["governance"], **doc.spec_detail)
@@ -456,11 +495,14 @@ async def get_spec(
 ) -> JSONResponse:
     """A spec: the requested version (default: the active one, else the newest), every version, status history."""
     _known(request, SCOPED | {"version"})
-    org = _organization(state(request), organization_id)
-    dom = _domain(domain, domain_name)
+    org = _organization(request, organization_id)
+    dom = _domain(request, domain, domain_name)
     async with state(request).pool.connection() as conn:
         versions = [v for v in await gq.get_spec_versions(conn, spec_id, org) if dom is None or v["domain"] == dom]
         history = await gq.spec_status_history(conn, spec_id)
+    versions = visible_rows(request, versions)
+    shown = {(v["spec_id"], v["version"]) for v in versions}
+    history = [h for h in history if (h["spec_id"], h["version"]) in shown]
     if not versions:
         raise ApiError(404, "not_found", f"spec {spec_id} does not exist")
     if version is not None:
@@ -483,9 +525,10 @@ async def list_snapshots(
 ) -> JSONResponse:
     """Policy snapshots, highest version first per domain (the first of a domain is the active one)."""
     _known(request, SCOPED)
-    org = _organization(state(request), organization_id)
+    org = _organization(request, organization_id)
     async with state(request).pool.connection() as conn:
-        return JSONResponse({"items": await gq.list_snapshots(conn, org, _domain(domain, domain_name))})
+        rows = await gq.list_snapshots(conn, org, _domain(request, domain, domain_name))
+    return JSONResponse({"items": visible_rows(request, rows)})
 
 
 @router.get("/api/policy-snapshots/{snapshot_id}/policies", tags=["governance"], **doc.snapshot)
@@ -495,7 +538,6 @@ async def snapshot_policies(request: Request, snapshot_id: UUID) -> JSONResponse
     _known(request, SCOPED)
     async with state(request).pool.connection() as conn:
         row = await gq.get_snapshot(conn, snapshot_id)
-    if row is None:
-        raise ApiError(404, "not_found", f"policy snapshot {snapshot_id} does not exist")
-    _in_scope(request, [row], f"policy snapshot {snapshot_id}")
+    _in_scope(request, [] if row is None else [row], f"policy snapshot {snapshot_id}", decisions=False)
+    assert row is not None
     return JSONResponse({**row, "items": row["policies"]})

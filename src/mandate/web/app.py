@@ -1,7 +1,12 @@
 """The application factory: `create_app(database_url)` → the FastAPI app `mandate serve` runs.
 
-Routes: the JSON API (`web/api.py`), the read-only UI (`web/ui.py`, its files under `/static`), OpenAPI at
-`/openapi.json` and its docs page at `/docs`.
+Routes: the JSON API (`web/api.py`), the read-only UI (`web/ui.py`, its files under `/static`, its login in
+`web/login.py`), OpenAPI at `/openapi.json` and its docs page at `/docs`.
+
+Access control wraps every router: `web/auth.py` authenticates each request before routing (on by default;
+`auth=False` only for a loopback server, `mandate serve --insecure-no-auth` or `mandate demo`), and
+`web/access.authorize`, a dependency of the app itself, applies the route's rule to every route of every router
+included here — a router added later is covered without doing anything (docs/security.md).
 """
 
 from __future__ import annotations
@@ -12,18 +17,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import mandate
 from mandate.db.connect import use_fast_json
+from mandate.db.pool import WAIT_S, ServerPool
 from mandate.group_commit import GroupCommit
 from mandate.telemetry import from_environment as telemetry_from_environment
-from mandate.web import api, authzen, errors, shadow, ui
+from mandate.web import api, apidocs, authzen, catalog, errors, login, overview, shadow, tokens, ui
+from mandate.web.access import authorize
+from mandate.web.auth import Authenticate, Failures, Tokens
 from mandate.web.errors import BodyTooLarge, JSONResponse, error_body, printable_text
+from mandate.web.headers import SecurityHeaders
 from mandate.web.state import ServerState
 
 if TYPE_CHECKING:
@@ -31,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mandate.access")
 DEFAULT_MAX_BODY = 256 * 1024
-POOL_TIMEOUT_S = 10.0  # a request that waits longer for a database connection is answered 503
+POOL_TIMEOUT_S = WAIT_S  # a request that waits longer for a database connection is answered 503
 
 
 def create_app(
@@ -40,13 +51,17 @@ def create_app(
     pool_size: int = 10,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     group_commit: bool = True,
+    auth: bool = True,
+    cors_origins: tuple[str, ...] = (),
     telemetry: Telemetry | None = None,
 ) -> FastAPI:
     """The app. `group_commit`: decisions that wait to be written at the same moment share a transaction
-    (mandate.group_commit); off, every decision is written alone. `telemetry`: OpenTelemetry spans and metrics
-    (mandate.telemetry); default: as the OTEL_* environment variables configure it, off when they do not."""
+    (mandate.group_commit); off, every decision is written alone. `auth=False` serves everything to everyone (never
+    on a non-loopback address: `mandate serve` refuses it). `cors_origins`: the origins that may call the API from
+    a browser (none by default). `telemetry`: OpenTelemetry spans and metrics (mandate.telemetry); default: as
+    the OTEL_* environment variables configure it, off when they do not."""
     otel = telemetry if telemetry is not None else telemetry_from_environment()
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+    pool: AsyncConnectionPool[Any] = ServerPool(
         database_url,
         min_size=min(2, pool_size),
         max_size=pool_size,
@@ -79,16 +94,36 @@ def create_app(
         description="Governance control plane for AI agents: decisions in, verdicts with explanations out.",
         lifespan=lifespan,
         default_response_class=JSONResponse,
+        dependencies=[Depends(authorize)],  # every route of every router, including routers added later
+        docs_url=None,  # FastAPI's /docs and /redoc load their files from a CDN: web/apidocs.py serves them
+        redoc_url=None,
     )
     app.state.mandate = server
+    app.state.tokens = Tokens(pool)
+    app.state.auth_failures = Failures()
     errors.install(app)
     app.include_router(api.router)
     app.include_router(authzen.router)
     app.include_router(shadow.router)
+    app.include_router(tokens.router)
     app.include_router(ui.router)
+    app.include_router(overview.router)
+    app.include_router(catalog.router)
+    app.include_router(login.router)
+    apidocs.install(app)  # before /static: its files are under /static/api-docs
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
 
+    app.add_middleware(Authenticate, enabled=auth)
     app.add_middleware(LimitAndLog, max_body_bytes=max_body_bytes)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # pages, exports and the API docs' scripts
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+        )
+    app.add_middleware(SecurityHeaders)
     if otel is not None:
         from mandate.telemetry.instruments import ContinueTrace
 

@@ -313,13 +313,23 @@ def _as_item(exc: Refused) -> dict[str, Any]:
     return {"decision": False, "context": {"error": {"status": exc.status, **error, **extra}}}
 
 
+class Answer(BaseModel):
+    """An AuthZEN answer (or, for a status other than 200, the refusal): `decision` and Mandate's `context`."""
+
+    model_config = ConfigDict(extra="allow")
+
+
 DOC = {
+    "response_model": None,
     "responses": {
-        200: {"description": "the decision (true only for ALLOW), with Mandate's verdict in `context`"},
-        400: {"description": "the request cannot be evaluated (attribution rejections carry verdict OBSERVE)"},
-        403: {"description": "the token may not use that organization or domain"},
-        409: {"description": "this (decision_id, stage) was already received with a different body"},
-        503: {"description": "the database did not answer; send it again (stored at most once)"},
+        200: {
+            "model": Answer,
+            "description": "the decision (true only for ALLOW), with Mandate's verdict in `context`",
+        },
+        400: {"model": Answer, "description": "the request cannot be evaluated (attribution rejections: OBSERVE)"},
+        403: {"model": Answer, "description": "the token may not use that organization or domain"},
+        409: {"model": Answer, "description": "this (decision_id, stage) was already received with a different body"},
+        503: {"model": Answer, "description": "the database did not answer; send it again (stored at most once)"},
     },
 }
 

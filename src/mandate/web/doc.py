@@ -106,6 +106,8 @@ class SpecDetail(Open):
 _WHY = {
     400: "Malformed request: an unknown query parameter, a forged cursor, a body that is not JSON",
     404: "Not found (or not in the organization or domain named)",
+    401: "No valid API token: send Authorization: Bearer mdt_… (docs/security.md)",
+    403: "The token may not do this, or not in that organization or domain",
     409: "Conflict: this (decision_id, stage) was stored with a different body",
     413: "The body exceeds 256 KiB (checked while reading, chunked or not)",
     415: "The body is not sent as JSON (Content-Type must be application/json)",
@@ -113,7 +115,7 @@ _WHY = {
     "answered here with verdict OBSERVE and recorded in the rejection log",
     503: "The database did not answer in time or a migration is running: retry",
 }
-_READ = (400, 422, 503)
+_READ = (400, 401, 403, 422, 503)
 
 
 def _spec(model: type[BaseModel], status: int, *errors: int, description: str = "Success") -> dict[str, Any]:
@@ -122,7 +124,17 @@ def _spec(model: type[BaseModel], status: int, *errors: int, description: str = 
     return {"response_model": None, "responses": responses}
 
 
+class ShadowReport(Open):
+    """What a candidate bundle would change over the stored history (docs/shadow.md)."""
+
+    evaluated: int
+    changed: int
+    unevaluable: int
+    transitions: list[Row]
+
+
 health = _spec(Health, 200, 503)
+shadow = _spec(ShadowReport, 200, *_READ)
 decision = _spec(DecisionResult, 201, *_READ, 409, 413, 415, description="Stored; the verdict with its explanation")
 decision["responses"][200] = {"model": DecisionResult, "description": "An identical re-send: the stored verdict"}
 outcome = _spec(Outcome, 201, *_READ, 404, 413, 415, description="The outcome timeline entry")

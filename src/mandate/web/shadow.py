@@ -2,12 +2,15 @@
 
 The same evaluation as `mandate shadow`, in the server process (a thread, one worker): nothing is written to
 governance tables; a bundle that fails validation is answered 422 with every problem, before any evaluation.
+Admin tokens only (web/access.py); the window is narrowed to the token's organization and domains, and a bundle
+that names another organization is refused (403).
 """
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
+from uuid import UUID
 
 import orjson
 from fastapi import APIRouter, Depends, Request
@@ -21,6 +24,7 @@ from mandate.shadow import gates as gating
 from mandate.shadow.commands import parse_since
 from mandate.shadow.report import to_json
 from mandate.shadow.run import shadow
+from mandate.web import access, doc
 from mandate.web.errors import ApiError, JSONResponse
 from mandate.web.inputs import bounded, check_parameters, require_json, storable
 from mandate.web.state import ServerState
@@ -43,14 +47,25 @@ class ShadowRequest(BaseModel):
     gates: list[gating.Gate] | None = Field(None, description="Publish gates to measure (docs/shadow.md).")
 
 
-@router.post("/api/shadow", tags=["governance"], dependencies=[Depends(require_json)])
+@router.post("/api/shadow", tags=["governance"], dependencies=[Depends(require_json)], **doc.shadow)
 async def shadow_candidate(request: Request, body: ShadowRequest) -> JSONResponse:
     """What the candidate bundle would have decided over the stored decisions of the window, compared with
     today's governance: verdict transitions, groupings, examples, decisions it can no longer evaluate, gates."""
     state: ServerState = request.app.state.mandate
+    who = access.principal(request)
+    organization = access.organization_for(request, _uuid(body.organization_id))
+    access.check_domain(request, body.domain)
     try:
         bundle = parse_bundle(orjson.dumps(body.bundle).decode(), "bundle", json_syntax=True)
-        window = Window(parse_since(body.since), body.organization_id, body.domain, body.scope)
+        if not all(who.sees_organization(org) for org in bundle.organization_ids()):
+            raise access.forbidden()  # a candidate may only touch the token's own organization
+        window = Window(
+            parse_since(body.since),
+            None if organization is None else str(organization),
+            body.domain,
+            body.scope,
+            None if who.domains is None else tuple(sorted(who.domains)),
+        )
         result = await asyncio.to_thread(shadow, state.database_url, bundle, window, examples=body.examples, workers=1)
     except BundleError as exc:
         problems = [
@@ -64,3 +79,17 @@ async def shadow_candidate(request: Request, body: ShadowRequest) -> JSONRespons
         raise ApiError(422, "invalid_window", str(exc), [Problem("since", "invalid", str(exc))]) from None
     checked = gating.check(body.gates, result.tally) if body.gates is not None else None
     return JSONResponse(to_json(result, checked))
+
+
+def _uuid(text: str | None) -> UUID | None:
+    if text is None:
+        return None
+    try:
+        return UUID(text)
+    except ValueError:
+        raise ApiError(
+            422,
+            "invalid_window",
+            "organization_id must be a UUID",
+            [Problem("organization_id", "malformed", "not a UUID")],
+        ) from None

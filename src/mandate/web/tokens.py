@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 
 from mandate.db import tokens as tq
+from mandate.web import doc
 from mandate.web.access import principal
 from mandate.web.errors import JSONResponse
 from mandate.web.inputs import check_parameters
@@ -14,8 +15,8 @@ from mandate.web.state import ServerState
 router = APIRouter(dependencies=[Depends(check_parameters)])
 
 
-@router.get("/api/tokens", tags=["tokens"])
-@router.get("/api/v1/tokens", include_in_schema=False)
+@router.get("/api/tokens", tags=["tokens"], **doc.items)
+@router.get("/api/v1/tokens", include_in_schema=False, **doc.items)
 async def list_tokens(request: Request) -> JSONResponse:
     """The tokens of the caller's organization, oldest first (admin only)."""
     s: ServerState = request.app.state.mandate

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,17 +35,20 @@ import jinja2
 import orjson
 import psycopg
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from markupsafe import Markup, escape
 from psycopg import AsyncConnection
 
 import mandate
 from mandate.db import decisions as q
 from mandate.db import governance as gq
+from mandate.errors import MandateError
 from mandate.evaluator import ScopeIndex
 from mandate.governance.records import scope_from_record
 from mandate.migrate.files import head_version
-from mandate.service import Problem
+from mandate.replay import prefix_range
+from mandate.service import Problem, stored_flips
+from mandate.web.access import principal, restrict, visible_rows
 from mandate.web.api import state
 from mandate.web.errors import JSONResponse, error_body
 from mandate.web.inputs import EARLIEST, LATEST, check_parameters
@@ -59,7 +62,11 @@ STATIC_DIR = HERE / "static"
 ALL_DOMAINS = "*"
 VERDICTS = ("BLOCK", "PAUSE", "ALLOW", "OBSERVE")  # most severe first
 STAGES = ("proposed", "pre_commit", "executed")
-TEXT_FILTERS = ("intent", "service", "agent", "actor", "target")
+TEXT_FILTERS = ("intent", "service", "agent", "actor", "target")  # match any part of the value, any case
+NAME_FILTERS = ("policy_id", "spec_id", "scope_id", "owning_team")  # exact names, as the links carry them
+FILTERS = ("verdict", "stage", *TEXT_FILTERS, *NAME_FILTERS, "since", "until")
+MIN_ID_PREFIX = 6  # hex digits a typed decision id needs: fewer would match too many ids to be worth a lookup
+SHOWN_MATCHES = 20
 PAGE_SIZES = (25, 50, 100, 200, 500)
 DEFAULT_LIMIT = 50
 MAX_TEXT = 2048
@@ -281,7 +288,9 @@ class Place:
 
 
 async def _place(conn: Conn, request: Request, problems: Problems, *, default_domain: bool = True) -> Place:
-    place = Place(await gq.list_organizations(conn))
+    """Only what the token may see: its organization, its domains (web/access.py)."""
+    who = principal(request)
+    place = Place([o for o in await gq.list_organizations(conn) if who.sees_organization(o["organization_id"])])
     text = _param(request, "organization_id")
     if text is not None:
         try:
@@ -297,7 +306,7 @@ async def _place(conn: Conn, request: Request, problems: Problems, *, default_do
         place.organization = place.organizations[0]
     if place.organization_id is None:
         return place
-    place.domains = await gq.list_domains(conn, place.organization_id)
+    place.domains = visible_rows(request, await gq.list_domains(conn, place.organization_id))
     names = [d["domain"] for d in place.domains]
     domain = _param(request, "domain") or _param(request, "domain_name")
     if domain == ALL_DOMAINS:
@@ -321,6 +330,7 @@ class Form:
     filter: q.DecisionFilter
     limit: int
     cursor: q.Cursor | None
+    before: q.Cursor | None = None
 
 
 def _time(request: Request, name: str, clock: Clock, problems: Problems) -> datetime | None:
@@ -345,7 +355,7 @@ def _time(request: Request, name: str, clock: Clock, problems: Problems) -> date
 
 def _form(request: Request, place: Place, clock: Clock, problems: Problems, *, paging: bool = True) -> Form:
     """Parse the filter; `paging=False` (exports) ignores `limit` and `cursor`."""
-    values = {name: _param(request, name) or "" for name in ("verdict", "stage", *TEXT_FILTERS, "since", "until")}
+    values = {name: _param(request, name) or "" for name in FILTERS}
     values["tz"] = _param(request, "tz") or clock.name  # as typed, so a wrong zone can be corrected
     verdict = values["verdict"].upper() or None
     if verdict is not None and verdict not in VERDICTS:
@@ -355,7 +365,7 @@ def _form(request: Request, place: Place, clock: Clock, problems: Problems, *, p
     if stage is not None and stage not in STAGES:
         problems.add("stage", f"stage {stage[:64]!r} is not one of {', '.join(STAGES)}")
         stage = None
-    for name in TEXT_FILTERS:
+    for name in (*TEXT_FILTERS, *NAME_FILTERS):
         if len(values[name]) > MAX_TEXT:
             problems.add(name, f"{name} is longer than {MAX_TEXT} characters")
             values[name] = values[name][:MAX_TEXT]
@@ -369,27 +379,45 @@ def _form(request: Request, place: Place, clock: Clock, problems: Problems, *, p
         problems.add("limit", f"limit must be a number from 1 to {max(PAGE_SIZES)}")
         limit = DEFAULT_LIMIT
     values["limit"] = str(limit)
-    cursor_text = _param(request, "cursor") if paging else None
-    cursor = None
-    if cursor_text is not None:
-        try:
-            cursor = q.Cursor.decode(cursor_text[:512])
-        except q.BadCursor:
-            problems.add(
-                "cursor", "this page link is not valid (edited or from another server): start again from the first page"
-            )
-    text = {name: values[name] or None for name in TEXT_FILTERS}
-    f = q.DecisionFilter(
-        organization_id=place.organization_id,
-        domain=place.domain,
-        verdict=verdict,
-        stage=stage,
-        since=since,
-        until=until,
-        **text,
+    cursor = _cursor(request, "cursor", problems) if paging else None
+    before = _cursor(request, "before", problems) if paging and cursor is None else None
+    text = {name: values[name] or None for name in (*TEXT_FILTERS, *NAME_FILTERS)}
+    f = restrict(
+        request,
+        q.DecisionFilter(
+            organization_id=place.organization_id,
+            domain=place.domain,
+            verdict=verdict,
+            stage=stage,
+            since=since,
+            until=until,
+            intent=text["intent"],
+            service=text["service"],
+            agent=text["agent"],
+            actor=text["actor"],
+            target=text["target"],
+            policy_id=text["policy_id"],
+            spec_id=text["spec_id"],
+            scope_id=text["scope_id"],
+            owning_team=text["owning_team"],
+            partial=True,
+        ),
     )
     values["verdict"] = verdict or ""
-    return Form(values, f, limit, cursor)
+    return Form(values, f, limit, cursor, before)
+
+
+def _cursor(request: Request, name: str, problems: Problems) -> q.Cursor | None:
+    text = _param(request, name)
+    if text is None:
+        return None
+    try:
+        return q.Cursor.decode(text[:512])
+    except q.BadCursor:
+        problems.add(
+            name, "this page link is not valid (edited or from another server): start again from the first page"
+        )
+        return None
 
 
 def _filter_params(place: Place, form: Form) -> dict[str, str | None]:
@@ -404,7 +432,7 @@ def _filter_params(place: Place, form: Form) -> dict[str, str | None]:
 
 
 def _has_filters(form: Form) -> bool:
-    return any(form.values[name] for name in ("verdict", "stage", *TEXT_FILTERS, "since", "until"))
+    return any(form.values[name] for name in FILTERS)
 
 
 # -- decisions ---------------------------------------------------------------------------------------------------
@@ -417,6 +445,9 @@ class Bar:
     label: str
     total: int
     segments: list[tuple[str, float, float, int]]  # verdict, y, height, n (bottom: least severe)
+    start: datetime | None = None
+    end: datetime | None = None  # exclusive
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -458,9 +489,12 @@ async def _aggregates(conn: Conn, f: q.DecisionFilter, clock: Clock) -> tuple[di
 
 
 def _chart(rows: list[Row], unit: str, clock: Clock) -> Chart:
+    """The bars of `verdicts_over_time` rows, each with its bucket's start and end (to link to its decisions)."""
     buckets: dict[datetime, dict[str, int]] = {}
+    ends: dict[datetime, datetime] = {}
     for r in rows:
         per = buckets.setdefault(r["bucket"], {})
+        ends[r["bucket"]] = r["bucket_end"]
         if r["verdict"] is not None:
             per[r["verdict"]] = r["n"]
     chart = Chart(unit, max((sum(v.values()) for v in buckets.values()), default=0))
@@ -474,24 +508,35 @@ def _chart(rows: list[Row], unit: str, clock: Clock) -> Chart:
                 y -= n * scale
                 segments.append((verdict, round(y, 3), round(n * scale, 3), n))
         label = bucket.astimezone(clock.zone).strftime(_BUCKET_LABEL[unit])
-        chart.bars.append(
-            Bar(round(i * slot + slot * 0.12, 3), round(slot * 0.76, 3), label, sum(per.values()), segments)
-        )
+        x, width = round(i * slot + slot * 0.12, 3), round(slot * 0.76, 3)
+        chart.bars.append(Bar(x, width, label, sum(per.values()), segments, bucket, ends[bucket], per))
     return chart
 
 
-@router.get("/", response_class=HTMLResponse)
-async def decisions_page(request: Request) -> HTMLResponse:
+@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def decisions_page(request: Request) -> Response:
     problems = Problems()
     clock = _clock(request, problems)
     base: dict[str, Any] = {"nav": "decisions", "clock": clock, "zones": COMMON_ZONES, "page_sizes": PAGE_SIZES}
+    base.update(matches=None, request_id=_param(request, "id"), names=Names())
     async with state(request).pool.connection() as conn:
         place = await _place(conn, request, problems)
         form = _form(request, place, clock, problems)
         base.update(place=place, form=form, problems=problems.items, base_url=str(request.base_url))
+        base.update(decision_url=lambda row: decision_url(row, _filter_params(place, form)))
+        if place.organization_id is not None:
+            base.update(names=await governance_names(conn, request, place))
         if problems or not place.ready:
             return page("decisions.html", 400 if problems else 200, **base, listing=None)
-        listing = await q.list_decisions(conn, form.filter, limit=form.limit, cursor=form.cursor)
+        typed = _param(request, "id")
+        if typed is not None:
+            found = await find_decisions(conn, request, typed, place, problems)
+            if len(found) == 1:
+                return RedirectResponse(decision_url(found[0], _filter_params(place, form)), status_code=303)
+            if problems or found:
+                base.update(problems=problems.items, matches=found)
+                return page("decisions.html", 400 if problems else 200, **base, listing=None)
+        listing = await q.list_decisions(conn, form.filter, limit=form.limit, cursor=form.cursor, before=form.before)
         note = None
         try:
             counts, chart = await _aggregates(conn, form.filter, clock)
@@ -513,18 +558,89 @@ async def decisions_page(request: Request) -> HTMLResponse:
         aggregate_note=note,
         params=params,
         has_filters=_has_filters(form),
-        first_url=link("/", params) if form.cursor is not None else None,
+        first_url=link("/", params) if form.cursor is not None or form.before is not None else None,
+        previous_url=link("/", {**params, "before": listing.previous_cursor}) if listing.previous_cursor else None,
         next_url=link("/", {**params, "cursor": listing.next_cursor}) if listing.next_cursor else None,
+        bar_url=lambda bar: bar_url(bar, params, clock),
         export_csv=link("/export.csv", params),
         export_json=link("/export.json", params),
-        decision_url=lambda row: decision_url(row, params),
+    )
+
+
+@dataclass
+class Names:
+    """What the name filters can hold in the current place (suggestions for their inputs)."""
+
+    policies: list[str] = field(default_factory=list)
+    teams: list[str] = field(default_factory=list)
+    scopes: list[str] = field(default_factory=list)
+    specs: list[str] = field(default_factory=list)
+
+
+async def governance_names(conn: Conn, request: Request, place: Place) -> Names:
+    """The policy ids (of each domain's newest snapshot), owning teams, scope ids and spec ids of the place."""
+    assert place.organization_id is not None
+    scopes = visible_rows(request, await gq.list_scopes(conn, place.organization_id, place.domain))
+    specs = visible_rows(request, await gq.list_specs(conn, place.organization_id, place.domain))
+    newest: dict[str, Row] = {}
+    for snap in visible_rows(request, await gq.list_snapshots(conn, place.organization_id, place.domain)):
+        newest.setdefault(snap["domain"], snap)  # listed newest first per domain
+    policies: set[str] = set()
+    for snap in newest.values():
+        stored = await gq.get_snapshot(conn, snap["snapshot_id"])
+        policies.update(str(p.get("id")) for p in (stored or {}).get("policies") or [] if p.get("id"))
+    return Names(
+        policies=sorted(policies),
+        teams=sorted({s["owning_team"] for s in scopes if s["owning_team"]}),
+        scopes=sorted({s["scope_id"] for s in scopes}),
+        specs=sorted({s["spec_id"] for s in specs}),
     )
 
 
 def decision_url(row: Row, params: Mapping[str, str | None]) -> str:
     """The detail page of a listed decision stage, in the row's own domain, keeping the organization and zone."""
     where = {"organization_id": params.get("organization_id"), "domain": row["domain"], "tz": params.get("tz")}
-    return link(f"/decisions/{row['decision_id']}", where) + f"#stage-{row['stage']}"
+    return link(f"/decisions/{row['decision_id']}", where) + (f"#stage-{row['stage']}" if row.get("stage") else "")
+
+
+def local_input(value: datetime, clock: Clock) -> str:
+    """An instant as a `datetime-local` value on the user's clock (what the since/until fields hold)."""
+    return value.astimezone(clock.zone).strftime("%Y-%m-%dT%H:%M")
+
+
+def bar_url(bar: Bar, params: Mapping[str, str | None], clock: Clock, path: str = "/") -> str:
+    """The decisions of one bar: the current filter narrowed to the bar's bucket."""
+    if bar.start is None or bar.end is None:
+        return link(path, params)
+    return link(path, {**params, "since": local_input(bar.start, clock), "until": local_input(bar.end, clock)})
+
+
+async def find_decisions(conn: Conn, request: Request, typed: str, place: Place, problems: Problems) -> list[Row]:
+    """The decisions this token may see whose id starts with `typed` (a whole id, or at least MIN_ID_PREFIX hex
+    digits, hyphens ignored), at most SHOWN_MATCHES; a problem when `typed` is not such a prefix or none matches.
+    The range query is the CLI's (`replay.prefix_range`, `decisions.decision_ids_between`)."""
+    digits = typed.strip().lower().replace("-", "")
+    try:
+        if len(digits) < MIN_ID_PREFIX:
+            raise MandateError(typed)
+        low, high = prefix_range(typed)
+    except MandateError:
+        problems.add("id", f"{typed[:64]!r} is not a decision id: type its first {MIN_ID_PREFIX} or more hex digits")
+        return []
+    found: list[Row] = []
+    for key in await q.decision_ids_between(conn, low, high, limit=SHOWN_MATCHES * 4):
+        rows = [
+            r
+            for r in visible_rows(request, await q.get_decision(conn, key), decisions=True)
+            if place.organization_id is None or r["organization_id"] == place.organization_id
+        ]
+        if rows:
+            found.append({**rows[-1], "stage": None})
+        if len(found) == SHOWN_MATCHES:
+            break
+    if not found:
+        problems.add("id", f"no decision id starts with {typed[:64]!r} here")
+    return found
 
 
 # -- export ------------------------------------------------------------------------------------------------------
@@ -665,6 +781,7 @@ class StageView:
     snapshot: Row | None
     policies: list[Row]
     scope: Row | None
+    flips: list[dict[str, object]] = field(default_factory=list)  # what would give another verdict
 
     @property
     def ordered_policies(self) -> list[Row]:
@@ -682,24 +799,49 @@ class StageView:
         return next((p for p in e.get("policies") or [] if p["policy_id"] == e.get("winning_policy_id")), None)
 
 
+def here(place: Place, clock: Clock) -> dict[str, str | None]:
+    return {**place.params(), "tz": None if clock is UTC_CLOCK else clock.name}
+
+
 def not_found(message: str, hint: str, clock: Clock = UTC_CLOCK) -> HTMLResponse:
     return page("message.html", 404, nav="", clock=clock, title="Not found", message=message, hint=hint)
 
 
-@router.get("/decisions/{decision_id}", response_class=HTMLResponse)
-async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
+@router.api_route("/decisions/{decision_id}", methods=["GET", "HEAD"], response_class=HTMLResponse)
+async def decision_page(request: Request, decision_id: str) -> Response:
     problems = Problems()
     clock = _clock(request, problems)
     try:
         key = UUID(decision_id)
     except ValueError:
-        return not_found(
-            f"{decision_id[:80]!r} is not a decision id.",
-            "Decision ids are UUIDs, such as 8f14e45f-ceea-467f-a0f6-7d3c1b2a9e01. Find one on the decisions page.",
-            clock,
-        )
+        key = None
     async with state(request).pool.connection() as conn:
         place = await _place(conn, request, problems, default_domain=False)
+        if key is None and not problems:
+            # The short id the list and the demo show (or any unique prefix): go to the whole id's page.
+            typo = Problems()
+            found = await find_decisions(conn, request, decision_id, place, typo)
+            if len(found) == 1:
+                return RedirectResponse(decision_url(found[0], here(place, clock)), status_code=307)
+            if not found:
+                not_hex = typo.items[0][1].endswith("hex digits")
+                return not_found(
+                    f"{decision_id[:80]!r} is not a decision id."
+                    if not_hex
+                    else f"No decision id starts with {decision_id[:80]!r}.",
+                    f"Decision ids are UUIDs, such as 8f14e45f-ceea-467f-a0f6-7d3c1b2a9e01; their first "
+                    f"{MIN_ID_PREFIX} or more characters are enough. Find one on the decisions page.",
+                    clock,
+                )
+            return page(
+                "matches.html",
+                nav="decisions",
+                clock=clock,
+                place=place,
+                typed=decision_id,
+                matches=found,
+                decision_url=lambda row: decision_url(row, here(place, clock)),
+            )
         if problems:
             return page(
                 "message.html",
@@ -710,9 +852,10 @@ async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
                 message="This link is not valid.",
                 hint="; ".join(m for _, m in problems.items),
             )
+        assert key is not None  # a prefix was answered above
         rows = [
             r
-            for r in await q.get_decision(conn, key)
+            for r in visible_rows(request, await q.get_decision(conn, key), decisions=True)
             if (place.organization_id is None or r["organization_id"] == place.organization_id)
             and (place.domain is None or r["domain"] == place.domain)
         ]
@@ -749,6 +892,7 @@ async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
                     snapshot=snapshot,
                     policies=policies,
                     scope=scopes.get(verdict["scope_id"]) if verdict and verdict["scope_id"] else None,
+                    flips=stored_flips(state(request).governance, verdict) if verdict else [],
                 )
             )
     place_params = {"organization_id": str(org), "domain": domain, "tz": None if clock is UTC_CLOCK else clock.name}
@@ -763,7 +907,18 @@ async def decision_page(request: Request, decision_id: str) -> HTMLResponse:
         back_url=link("/", place_params),
         specs_url=link("/specs", place_params),
         scopes_url=link("/scopes", place_params),
+        **governance_links(place_params),
     )
+
+
+def governance_links(params: Mapping[str, str | None]) -> dict[str, Any]:
+    """The link builders templates use for names (policy, scope, snapshot, a filtered list), in one place."""
+    return {
+        "policy_url": lambda policy_id: link(f"/policies/{quote(str(policy_id), safe='')}", params),
+        "scope_url": lambda scope_id: link(f"/scopes/{quote(str(scope_id), safe='')}", params),
+        "snapshot_url": lambda snapshot_id: f"/api/policy-snapshots/{snapshot_id}/policies",
+        "filter_url": lambda **names: link("/", {**params, **names}),
+    }
 
 
 # -- governance --------------------------------------------------------------------------------------------------
@@ -813,23 +968,23 @@ async def _governance_page(request: Request, nav: str) -> tuple[Place, Problems,
     return place, problems, context
 
 
-@router.get("/scopes", response_class=HTMLResponse)
+@router.api_route("/scopes", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def scopes_page(request: Request) -> HTMLResponse:
     place, problems, context = await _governance_page(request, "scopes")
     if problems or not place.ready or place.organization_id is None:
         return page("scopes.html", 400 if problems else 200, **context, nodes=None)
     async with state(request).pool.connection() as conn:
-        rows = await gq.list_scopes(conn, place.organization_id, place.domain)
+        rows = visible_rows(request, await gq.list_scopes(conn, place.organization_id, place.domain))
     return page("scopes.html", **context, nodes=scope_tree(rows))
 
 
-@router.get("/specs", response_class=HTMLResponse)
+@router.api_route("/specs", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def specs_page(request: Request) -> HTMLResponse:
     place, problems, context = await _governance_page(request, "specs")
     if problems or not place.ready or place.organization_id is None:
         return page("specs.html", 400 if problems else 200, **context, specs=None)
     async with state(request).pool.connection() as conn:
-        versions = await gq.list_specs(conn, place.organization_id, place.domain)
+        versions = visible_rows(request, await gq.list_specs(conn, place.organization_id, place.domain))
         events = await gq.list_spec_status_events(conn, place.organization_id, place.domain)
     specs: dict[str, Row] = {}
     for v in versions:
@@ -843,7 +998,7 @@ async def specs_page(request: Request) -> HTMLResponse:
     return page("specs.html", **context, specs=list(specs.values()))
 
 
-@router.get("/migrations", response_class=HTMLResponse)
+@router.api_route("/migrations", methods=["GET", "HEAD"], response_class=HTMLResponse)
 async def migrations_page(request: Request) -> HTMLResponse:
     problems = Problems()
     clock = _clock(request, problems)
