@@ -26,7 +26,7 @@ from mandate.shadow import gates as gating
 from mandate.shadow.report import to_html, to_json
 from mandate.shadow.run import shadow
 from tests.helpers import run_cli, scalar
-from tests.web.conftest import start_server
+from tests.web.conftest import bearer, issue_token, start_server
 from tests.web.test_api import CRITICAL_DROP, LARGE_WRITE, OBSERVED, flat
 
 DEMO: dict[str, Any] = yaml.safe_load(
@@ -62,7 +62,7 @@ def history(pg: Any, templates: Any) -> Iterator[tuple[str, dict[str, list[str]]
     server, thread, base = start_server(url)
     ids: dict[str, list[str]] = {}
     try:
-        with httpx.Client(base_url=base, timeout=10) as client:
+        with httpx.Client(base_url=base, timeout=10, headers=bearer(issue_token(url, role="agent"))) as client:
             for kind, request, n in (("drop", CRITICAL_DROP, 3), ("large", LARGE_WRITE, 2), ("small", SMALL_WRITE, 4),
                                      ("safe_drop", SAFE_DROP, 2)):  # fmt: skip
                 for _ in range(n):
@@ -283,10 +283,11 @@ def test_the_api_answers_the_report_and_refuses_an_invalid_bundle(
     url, _ = history
     data = copy.deepcopy(DEMO)
     without_block_policy(data)
+    admin = issue_token(url)
     before = governance_counts(url)
     server, thread, base = start_server(url)
     try:
-        with httpx.Client(base_url=base, timeout=30) as client:
+        with httpx.Client(base_url=base, timeout=30, headers=bearer(admin)) as client:
             gate = {"name": "keep every BLOCK", "from": "BLOCK", "to": "ANY", "max": 0}
             answer = client.post("/api/shadow", json={"bundle": data, "since": "all", "gates": [gate]})
             assert answer.status_code == 200, answer.text
@@ -301,6 +302,20 @@ def test_the_api_answers_the_report_and_refuses_an_invalid_bundle(
             assert "DENY" in json.dumps(refused.json()["error"]["problems"])
             window = client.post("/api/shadow", json={"bundle": DEMO, "since": "yesterday"})
             assert window.status_code == 422 and window.json()["error"]["problems"][0]["field"] == "since"
+
+            # Access: admins only, narrowed to the token's domains, never another organization's governance.
+            data = copy.deepcopy(DEMO)
+            without_block_policy(data)
+            reader = client.post("/api/shadow", json={"bundle": data}, headers=bearer(issue_token(url, role="reader")))
+            assert reader.status_code == 403, reader.text
+            support = bearer(issue_token(url, domains=frozenset({"customer-support"})))
+            narrowed = client.post("/api/shadow", json={"bundle": data, "since": "all"}, headers=support)
+            assert narrowed.status_code == 200, narrowed.text
+            assert narrowed.json()["evaluated"] == 0
+            elsewhere = copy.deepcopy(data)
+            elsewhere["organizations"].append({"organization_id": "9a7b3c1d-0e2f-4a5b-8c6d-7e8f9a0b1c2d", "name": "x"})
+            foreign = client.post("/api/shadow", json={"bundle": elsewhere})
+            assert foreign.status_code == 403, foreign.text
     finally:
         server.should_exit = True
         thread.join(timeout=15)

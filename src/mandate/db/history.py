@@ -29,6 +29,7 @@ class Window:
     organization_id: str | None = None
     domain: str | None = None
     scope: str | None = None
+    domains: tuple[str, ...] | None = None  # besides `domain`: only these (what an access token may read)
 
 
 KeyRange = tuple[UUID | None, UUID | None]
@@ -54,6 +55,9 @@ def query(window: Window, keys: KeyRange = (None, None)) -> tuple[sql.Composed, 
     if window.domain is not None:
         clauses.append(sql.SQL("d.domain = %s"))
         params.append(window.domain)
+    if window.domains is not None:
+        clauses.append(sql.SQL("d.domain = ANY(%s)"))
+        params.append(list(window.domains))
     if window.scope is not None:  # the scope or a descendant (not LIKE: `_` is a legal slug character)
         clauses.append(sql.SQL("(v.scope_id = %s OR left(v.scope_id, length(%s) + 1) = %s || '.')"))
         params += [window.scope, window.scope, window.scope]
