@@ -98,10 +98,11 @@ def _free_port() -> int:
 
 @contextmanager
 def serving(db_url: str) -> Iterator[str]:
-    """`mandate serve` in a subprocess (its own), healthy within 30 s, ended afterwards."""
+    """`mandate serve` in a subprocess (its own), healthy within 30 s, ended afterwards. On loopback without
+    authentication: the corpus spans several organizations, and what is tested here is the data, not the tokens."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mandate", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mandate", "serve", "--port", str(port), "--insecure-no-auth"],
         env={**os.environ, "DATABASE_URL": db_url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -172,7 +173,9 @@ def test_the_default_runbook_takes_the_corpus_to_head_and_it_is_served(corpus: s
     }
     with serving(corpus) as base:
         assert httpx.get(f"{base}/api/health").json()["status"] == "ok"
-        entries = httpx.get(f"{base}/api/decisions/{outcome_decision}/timeline").json()["entries"]
+        timeline = httpx.get(f"{base}/api/decisions/{outcome_decision}/timeline")
+        assert timeline.status_code == 200, timeline.text
+        entries = timeline.json()["entries"]
         reports = [e for e in entries if e["intent"] == "outcome"]
         assert [(e["stage"], e["decision_stage"]) for e in reports] == [("executed", "pre_commit")]
         page = httpx.get(f"{base}/decisions/{outcome_decision}")

@@ -379,7 +379,8 @@ def migrate_smoke(
         )
     if api_url:
         smoke.wait_healthy(api_url.rstrip("/"), wait)
-        result = smoke.run(api_url.rstrip("/"), target)
+        with smoke.service_token(url, target) as token:
+            result = smoke.run(api_url.rstrip("/"), target, token=token)
     else:
         with smoke.in_process(url) as base:
             result = smoke.run(base, target, in_process=True)

@@ -936,7 +936,8 @@ class Runbook:
                 base = self.opts.api_url.rstrip("/")
                 progress.log(f"waiting (at most {self.opts.start_wait_s:g} s) for {base}/api/health")
                 healthy = smoke.wait_healthy(base, self.opts.start_wait_s)
-                result = smoke.run(base, target)
+                with smoke.service_token(self.url, target) as token:
+                    result = smoke.run(base, target, token=token)
                 result.time_to_healthy_s = round(healthy, 3)
             else:
                 progress.log("no --api-url: starting Mandate's API in this process on the migrated database")

@@ -12,6 +12,7 @@ it, against Mandate's own API started in this process on a free loopback port ag
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -25,6 +26,8 @@ import httpx
 import psycopg
 
 from mandate.errors import CheckFailed
+
+TOKEN_VARIABLE = "MANDATE_API_TOKEN"  # the variable the SDK reads too (mandate.client)
 
 TIMEOUT_S = 30.0
 
@@ -151,10 +154,49 @@ def _list(
     return failed, body, response, ""
 
 
-def run(base_url: str, target: Target, *, in_process: bool = False) -> SmokeRun:
-    """The four requests; each SmokeTest says what it showed."""
+@contextmanager
+def service_token(database_url: str, target: Target) -> Iterator[str | None]:
+    """The API token the smoke tests send to a running service (`--api-url`), which authenticates every request:
+    MANDATE_API_TOKEN when set; otherwise, when the database keeps tokens (migration 011) and has an organization, a
+    `reader` token of the target organization issued for ten minutes and revoked when the tests end (both rows are
+    append-only events, named `migration smoke tests`); otherwise none (and an authenticating service answers 401,
+    which the tests report)."""
+    given = os.environ.get(TOKEN_VARIABLE)
+    if given or target.organization_id is None:
+        yield given
+        return
+    from datetime import UTC, datetime, timedelta
+    from uuid import UUID
+
+    from mandate.db import tokens as tq
+    from mandate.tokens import Role, digest, new_secret
+
+    with psycopg.connect(database_url, autocommit=True, application_name="mandate migrate smoke") as conn:
+        if conn.execute("SELECT to_regclass('mandate.api_tokens')").fetchone() in (None, (None,)):
+            yield None
+            return
+        secret = new_secret()
+        token_id = tq.issue(
+            conn,
+            secret_sha256=digest(secret),
+            name="migration smoke tests",
+            organization_id=UUID(target.organization_id),
+            domains=None,
+            role=Role.READER,
+            expires_at=datetime.now(UTC) + timedelta(minutes=10),
+        )
+    try:
+        yield secret
+    finally:
+        with psycopg.connect(database_url, autocommit=True, application_name="mandate migrate smoke") as conn:
+            tq.revoke(conn, token_id, "the migration smoke tests ended")
+
+
+def run(base_url: str, target: Target, *, in_process: bool = False, token: str | None = None) -> SmokeRun:
+    """The four requests; each SmokeTest says what it showed. `token`: the API token to send (`service_token`)."""
     result = SmokeRun(base_url, in_process, target.domain)
-    with httpx.Client(base_url=base_url, timeout=TIMEOUT_S) as client:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=base_url, timeout=TIMEOUT_S, headers=headers) as client:
         failed, body, response = _get(client, "health", "/api/health")
         if failed is not None:
             result.tests.append(failed)
@@ -246,7 +288,8 @@ def in_process(database_url: str, start_timeout_s: float = 30.0) -> Iterator[str
         ) from None
     import uvicorn
 
-    app = create_app(database_url)
+    # Loopback, in this process, for the duration of the smoke tests only: no token to hand out, so no auth.
+    app = create_app(database_url, auth=False)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
