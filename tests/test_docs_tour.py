@@ -142,6 +142,21 @@ class Shell:
         return re.sub(r"^mandate (serve|demo)\b", rf"mandate \1 --port {self.port}", line)
 
     def run(self, line: str) -> subprocess.CompletedProcess[str]:
+        exported = re.match(r"^export (\w+)=", line)
+        if exported:  # a later step runs in the same shell for a reader: keep what the page exports
+            name = exported[1]
+            result = subprocess.run(
+                ["bash", "-c", f'{self.adapt(line)} && printf "%s" "${name}"'],
+                cwd=self.cwd,
+                env=self.env,
+                capture_output=True,
+                text=True,
+                stdin=subprocess.DEVNULL,
+                timeout=STEP_TIMEOUT_S,
+            )
+            if result.returncode == 0:
+                self.env[name] = result.stdout
+            return subprocess.CompletedProcess(result.args, result.returncode, "", result.stderr)
         return subprocess.run(
             ["bash", "-c", self.adapt(line)],
             cwd=self.cwd,
@@ -211,6 +226,7 @@ README_TOUR = [
     "mandate apply --demo",
     "mandate serve",
     "curl -s localhost:3000/api/health",
+    "export MANDATE_API_TOKEN=$(mandate token create --org 550e8400-e29b-41d4-a716-446655440000 --all-domains --role agent)",
     "python examples/pause_escalation_agent.py",
     "mandate replay <decision-id>",
     "mandate migrate run 008",
@@ -233,6 +249,9 @@ def test_the_readme_tour_works_as_written(shell: Shell) -> None:
 
     health = json.loads(ok(shell.run(next(steps))))
     assert health["status"] == "ok" and health["database"] == "reachable"
+
+    ok(shell.run(next(steps)))  # an agent's token: the server authenticates every request but health
+    assert shell.env["MANDATE_API_TOKEN"].startswith("mdt_")
 
     agent = ok(shell.run(next(steps)), "verdict: BLOCK", "policy-pause-critical-db-ops-v1")
     decision = re.search(r"^decision: ([0-9a-f-]{36})$", agent, flags=re.MULTILINE)
@@ -277,7 +296,8 @@ def api_examples_with_an_organization() -> list[str]:
     """The URLs of docs/api.md's GET examples that need no id from elsewhere, with the demo organization as $ORG."""
     urls = []
     for block in fenced(API.read_text(), "bash"):
-        for url in re.findall(r"^curl -s \"?(http://localhost:3000/api/[^\"\s]+)\"?", block, flags=re.MULTILINE):
+        pattern = r"^curl -s (?:-H \"[^\"]*\" )?\"?(http://localhost:3000/api/[^\"\s]+)\"?"
+        for url in re.findall(pattern, block, flags=re.MULTILINE):
             if "…" not in url and "8f14e45f" not in url:
                 urls.append(url.replace("$ORG", DEMO_ORG))
     return urls
@@ -306,7 +326,7 @@ def test_the_quickstart_works_word_for_word(shell: Shell) -> None:
     # A second organization exists now: docs/api.md's examples name theirs, so they still answer.
     urls = api_examples_with_an_organization()
     assert len(urls) >= 7
-    assert all("organization_id=" in url for url in urls if not url.endswith(("/health", "/organizations")))
+    assert all("organization_id=" in url for url in urls if not url.endswith(("/health", "/organizations", "/tokens")))
     for url in urls:
         response = httpx.get(url.replace("localhost:3000", f"127.0.0.1:{shell.port}"), timeout=10)
         assert response.status_code == 200, (url, response.text)
