@@ -40,7 +40,7 @@ SELECT md5(i::text || 'shadow')::uuid,
        CASE WHEN i %% 2 = 0 THEN 'file.write' ELSE 'database.drop_table' END,
        'pre_commit', 'bench-agent', 'target-' || i,
        CASE WHEN i %% 2 = 0
-            THEN jsonb_build_object('content_length', (i * 7919) %% 3000000,
+            THEN jsonb_build_object('content_length', (i::bigint * 7919) %% 3000000,
                                     'content_type', (ARRAY['yaml', 'json', 'toml', 'xml'])[1 + i %% 4])
             ELSE jsonb_build_object('backup_first', i %% 3 = 0,
                                     'risk_level', (ARRAY['low', 'medium', 'high', 'critical'])[1 + (i / 2) %% 4],
