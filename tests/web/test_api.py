@@ -492,6 +492,8 @@ def test_openapi_and_docs_are_served(api: LiveServer) -> None:
     spec = api.client.get("/openapi.json").json()
     assert "/api/decisions" in spec["paths"]
     assert api.client.get("/docs").status_code == 200
+    for public in ("/docs", "/redoc", "/openapi.json"):  # the API's documentation needs no token
+        assert httpx.get(api.url + public, timeout=10).status_code == 200, public
 
 
 def test_several_organizations_require_organization_id_without_authentication(db_url: str) -> None:

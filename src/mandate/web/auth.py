@@ -38,7 +38,7 @@ from mandate.web.errors import JSONResponse, error_body
 log = logging.getLogger("mandate.server")
 
 COOKIE = "mandate_token"
-PUBLIC_PATHS = frozenset({"/api/health", "/api/v1/health", "/login", "/logout", "/docs", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/api/health", "/api/v1/health", "/login", "/logout", "/docs", "/redoc", "/openapi.json"})
 PUBLIC_PREFIXES = ("/static/",)
 CACHE_TTL_S = 1.0
 MAX_FAILURES = 20
