@@ -5,7 +5,9 @@ The application role owns nothing, is no superuser and has no DDL, UPDATE, DELET
 neither `ALTER TABLE … DISABLE TRIGGER` nor `SET session_replication_role` (both need ownership or superuser): the
 append-only triggers hold whatever the server does. It gets SELECT on every table of `mandate`, INSERT on every
 table but `NOT_FROM_THE_SERVER` (tokens are issued by the CLI, migrations by the runner), USAGE on its sequences,
-and — through default privileges — the same on tables the owner role creates in later migrations.
+and — through default privileges — the same on tables the owner role creates in later migrations. That is why
+`create_roles` refuses a schema without the `NOT_FROM_THE_SERVER` tables (migrate first): created after the
+GRANTs, they would get INSERT for the application role too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from mandate.errors import SchemaTooOld
 
 OWNER = "mandate_owner"
 APP = "mandate_app"
@@ -91,6 +95,7 @@ def create_roles(
     if owner == app:
         raise ValueError("the owner role and the application role must differ")
     with conn.transaction():
+        _require_tables(conn)
         owner_created = _login_role(conn, owner, owner_password)
         app_created = _login_role(conn, app, app_password)
         database = conn.execute("SELECT current_database()").fetchone()
@@ -122,6 +127,25 @@ def create_roles(
         for table in inserts:
             conn.execute(sql.SQL("GRANT INSERT ON mandate.{} TO {}").format(sql.Identifier(table), a))
     return RolesCreated(owner, app, owner_created, app_created, inserts)
+
+
+def _require_tables(conn: psycopg.Connection[Any]) -> None:
+    """The tables the app role must not write exist: granted later, by the default privileges, it could."""
+    found = {
+        r[0]
+        for r in conn.execute(
+            """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p') AND c.relname = ANY(%s)""",
+            [list(NOT_FROM_THE_SERVER)],
+        ).fetchall()
+    }
+    missing = [t for t in NOT_FROM_THE_SERVER if t not in found]
+    if missing:
+        raise SchemaTooOld(
+            f"schema mandate has no {', '.join(missing)} yet: run `mandate migrate up` on this database first (the "
+            "application role must not get INSERT on them, as it would on tables created after its GRANTs), "
+            "then `mandate db roles create`; later migrations run as the owner role"
+        )
 
 
 def privilege_warnings(conn: psycopg.Connection[Any]) -> list[str]:
