@@ -1,6 +1,7 @@
 """Acceptance of issue 12 on a legacy corpus at scale: every shape of LEGACY-SCHEMA.md, ≥ 50,000 decisions.
 
     python scripts/legacy_corpus_acceptance.py postgresql://postgres@127.0.0.1:5432/postgres [--decisions 50000]
+        [--estimate-only]
 
 On the server of the given (admin) URL it builds a legacy database (the original schema 001–007, no
 migration_log) with legacy_data.build_corpus, then, each on a TEMPLATE copy of it:
@@ -10,6 +11,9 @@ migration_log) with legacy_data.build_corpus, then, each on a TEMPLATE copy of i
 2. the same run killed with SIGKILL at each phase (gate, backup, 008 phases, 009/010, verification, after COMMIT):
    the database is then either unchanged or at head, and a re-run completes;
 3. the checklist's literal psql commands (`psql -d … < migrations/008_….sql`) followed by `mandate migrate up`.
+
+Before 1., two pre-flights of the copy give two runtime estimates: they must agree within ±20 %, and the run's
+estimate must be within ±30 % of its measured migration transaction. `--estimate-only` stops after 1.
 
 It prints one line per check and exits 1 if any failed. It creates databases prefixed `m12_acceptance_` and drops
 them at the end; it ends only the processes it started.
@@ -35,7 +39,7 @@ import psycopg
 from psycopg import sql
 
 from mandate.db import tools
-from mandate.migrate import baseline, legacy_data, runner
+from mandate.migrate import baseline, legacy_data, preflight, runner
 from mandate.migrate.files import migrations_dir
 
 PREFIX = "m12_acceptance_"
@@ -194,6 +198,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("admin_url")
     parser.add_argument("--decisions", type=int, default=50_000)
+    parser.add_argument("--estimate-only", action="store_true", help="only the runbook to head and its estimate")
     args = parser.parse_args()
     admin: str = args.admin_url
     work = Path(tempfile.mkdtemp(prefix="m12-acceptance-"))
@@ -216,6 +221,13 @@ def main() -> int:
         name = f"{PREFIX}run"
         made.append(name)
         copy = create(admin, name, source)
+        with psycopg.connect(copy, autocommit=True) as conn:
+            two = []
+            for _ in range(2):
+                found = preflight.run(conn, backup_dir=None, allow_connections=True, needs_backup=False, settle_s=0)
+                two.append(found.estimate.migration_s if found.estimate else 0.0)
+        print(f"     two pre-flights estimate {two[0]:.1f} s and {two[1]:.1f} s", flush=True)
+        check(abs(two[0] - two[1]) <= 0.2 * min(two), "two pre-flights' estimates within ±20 % of each other")
         run = Run(copy, work / "run")
         code = run.finish()
         report = json.loads(Path(_report_path(run.lines)).with_suffix(".json").read_text())
@@ -226,7 +238,13 @@ def main() -> int:
         check(bool(smoke.get("passed")) and len(smoke.get("tests") or []) == 4, "smoke 4/4")
         est, actual = report["estimate"]["migration_s"], report["actual"]["migration_s"]
         print(f"     estimate {est:.1f} s, measured migration transaction {actual:.1f} s", flush=True)
+        check(
+            abs(est - actual) <= 0.3 * actual, f"estimate within ±30 % of the measured time ({est / actual - 1:+.0%})"
+        )
         check(served(copy), "mandate serve starts and answers on the result")
+        if args.estimate_only:
+            print(f"{len(failures)} failure(s)" if failures else "every check passed", flush=True)
+            return 1 if failures else 0
 
         # 2. kill -9 at each phase, then re-run.
         for n, point in enumerate(KILL_POINTS):
