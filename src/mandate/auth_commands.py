@@ -41,6 +41,14 @@ def token_create(
         str | None, typer.Option("--name", help="A name to recognise it by (default: role@domains).")
     ] = None,
     expires: Annotated[str, typer.Option("--expires", help="Lifetime: 12h, 90d, 2w, or never.")] = "90d",
+    teams: Annotated[
+        str | None,
+        typer.Option(
+            "--teams",
+            help="An approver's owning teams, comma-separated: it answers PAUSEs routed to them (docs/approvals.md). "
+            "Default: every team of its domains.",
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Issue it although the organization or a domain does not exist yet.")
     ] = False,
@@ -60,6 +68,12 @@ def token_create(
         expires_at = parse_expiry(expires, datetime.now(UTC))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--expires") from None
+    try:
+        chosen_teams = None if teams is None else parse_domains(teams)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc).replace("domains", "teams"), param_hint="--teams") from None
+    if chosen_teams is not None and role is not Role.APPROVER:
+        raise typer.BadParameter("only an approver token names teams", param_hint="--teams")
     label = name or f"{role.value}@{'*' if chosen is None else ','.join(sorted(chosen))}"
     secret = new_secret()
     with connect(database_url(settings()), application="mandate token") as conn:
@@ -79,6 +93,7 @@ def token_create(
             domains=chosen,
             role=role,
             expires_at=expires_at,
+            teams=chosen_teams,
         )
     err.print(
         Text(

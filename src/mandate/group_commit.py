@@ -34,7 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mandate.db.pool import ANSWER_S
 from mandate.errors import DatabaseUnavailable
-from mandate.service import INSERT_DECISION, IngestResult, Prepared, existing
+from mandate.service import IngestResult, Prepared, existing
 
 Row = dict[str, Any]
 
@@ -120,7 +120,7 @@ class GroupCommit:
     async def _write(self, batch: list[Waiting]) -> None:
         try:
             async with self.pool.connection() as conn:
-                rows = await _insert(conn, [p.params for p, _ in batch])
+                rows = await _insert(conn, [p for p, _ in batch])
         except Exception as exc:  # handed to the callers, who raise it
             if len(batch) == 1 or _connection_lost(exc):
                 _fail(batch, exc)
@@ -153,15 +153,15 @@ def _fail(batch: list[Waiting], exc: BaseException) -> None:
                 future.set_exception(exc)
 
 
-async def _insert(conn: AsyncConnection[Row], params: list[dict[str, Any]]) -> list[Row]:
+async def _insert(conn: AsyncConnection[Row], prepared: list[Prepared]) -> list[Row]:
     """One decision: one statement in autocommit. Several: one transaction, the statements pipelined."""
-    if len(params) == 1:
-        row = await (await conn.execute(INSERT_DECISION, params[0])).fetchone()
+    if len(prepared) == 1:
+        row = await (await conn.execute(prepared[0].statement, prepared[0].params)).fetchone()
         assert row is not None
         return [row]
     rows: list[Row] = []
     async with conn.transaction(), conn.pipeline():
-        cursors = [await conn.execute(INSERT_DECISION, p) for p in params]
+        cursors = [await conn.execute(p.statement, p.params) for p in prepared]
         for cursor in cursors:
             row = await cursor.fetchone()
             assert row is not None

@@ -11,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+import psycopg
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
 
+from mandate.approvals import binding as bindings
+from mandate.approvals import resume
+from mandate.approvals.state import IMPLICIT_REQUIREMENT, Approval
+from mandate.db import approvals as approval_queries
 from mandate.db import decisions
 from mandate.db import governance as governance_queries
 from mandate.evaluator import (
@@ -98,6 +104,7 @@ class DecisionRequest:
     unstructured_context: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)  # the body as received, for the idempotency hash
     token_id: uuid.UUID | None = None  # the API token that sent it (never its secret); None without authentication
+    approval_id: uuid.UUID | None = None  # a resume: the approval this stage proceeds with (docs/approvals.md)
 
     def request_hash(self) -> str:
         return hashlib.sha256(orjson.dumps(self.raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -142,6 +149,10 @@ class IngestResult:
             "matched_policy_ids": e["matched_policy_ids"],
             "winning_policy_id": e["winning_policy_id"],
             "pause": pause,
+            "approval": e.get("approval"),  # a resume: whether its approval held (docs/approvals.md)
+            "approval_request": None
+            if e["verdict"] != "PAUSE"
+            else {"approval_id": str(self.verdict_id), "url": f"/api/approvals/{self.verdict_id}"},
             "explanation": e,
             "idempotent_replay": not self.created,
         }
@@ -238,7 +249,7 @@ def explanation_dict(evaluation: Evaluation, observed: ObserveResult | None) -> 
     return e
 
 
-INSERT_DECISION = """
+_WRITE_DECISION = """
 WITH ins_d AS (
     INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
                                          organization_id, domain, spec_id, spec_version, request_hash, token_id)
@@ -270,13 +281,71 @@ WITH ins_d AS (
          %(evaluated_at)s::timestamptz)
     ) AS e (summary, details, severity, source, authority, ts)
     RETURNING entry_id
-)
+)"""
+
+_ANSWER = """
 SELECT (SELECT count(*) FROM ins_d) AS inserted,
        (SELECT count(*) FROM ins_v) AS verdicts,
-       (SELECT count(*) FROM ins_t) AS entries,
-       (SELECT request_hash FROM mandate.decision_events
-        WHERE decision_id = %(decision_id)s AND stage = %(stage)s::mandate.stage) AS existing_hash
+       (SELECT count(*) FROM ins_t) AS entries
 """
+
+INSERT_DECISION = _WRITE_DECISION + _ANSWER
+"""Store a decision stage, its verdict and its two timeline entries: one statement, so never half-written. An
+identical (decision_id, stage) already stored inserts nothing (`inserted` 0)."""
+
+INSERT_GOVERNED_DECISION = (
+    _WRITE_DECISION  # noqa: S608 - constant SQL text; every value is a bound parameter
+    + (
+        """, ins_a AS (
+    INSERT INTO mandate.approval_requests (approval_id, decision_id, stage, verdict_id, organization_id, domain,
+                                           spec_id, spec_version, snapshot_id, snapshot_version, scope_id, owning_team,
+                                           escalation, requirements, binding_digest, binding, expires_at, token_id)
+    SELECT %(verdict_id)s, decision_id, stage, %(verdict_id)s, %(organization_id)s, %(domain)s, %(spec_id)s,
+           %(spec_version)s, %(snapshot_id)s, %(snapshot_version)s, %(scope_id)s, %(owning_team)s, %(escalation)s,
+           %(requirements)s, %(binding_digest)s, %(binding)s, %(pause_expires_at)s, %(token_id)s
+    FROM ins_d WHERE %(requirements)s::text[] IS NOT NULL
+    RETURNING approval_id
+), ins_c AS (
+    INSERT INTO mandate.approval_consumptions (approval_id, decision_id, stage, verdict_id)
+    SELECT %(consumes)s, decision_id, stage, %(verdict_id)s FROM ins_d WHERE %(consumes)s::uuid IS NOT NULL
+    RETURNING approval_id
+), ins_f AS (
+    INSERT INTO mandate.findings (finding_id, decision_id, stage, organization_id, domain, kind, approval_id, summary,
+                                  details)
+    SELECT %(finding_id)s, decision_id, stage, %(organization_id)s, %(domain)s, %(finding_kind)s,
+           %(finding_approval)s, %(finding_summary)s, %(finding_details)s
+    FROM ins_d WHERE %(finding_id)s::uuid IS NOT NULL
+    RETURNING finding_id
+), ins_ft AS (
+    INSERT INTO mandate.audit_timeline_entries (decision_id, stage, intent, actor, target, summary, details, severity,
+                                                event_source, authority_level, "timestamp", organization_id, domain,
+                                                spec_id, spec_version)
+    SELECT ins_d.decision_id, ins_d.stage, %(intent)s, %(actor)s, %(target)s, 'finding: ' || %(finding_summary)s,
+           %(finding_details)s, 'critical', 'system', 'system', %(evaluated_at)s, %(organization_id)s, %(domain)s,
+           %(spec_id)s, %(spec_version)s
+    FROM ins_d WHERE %(finding_id)s::uuid IS NOT NULL
+    RETURNING entry_id
+)"""
+    )
+    + _ANSWER
+    + ", (SELECT count(pg_notify('mandate_approvals', approval_id::text)) FROM ins_c) AS consumed"
+)
+"""`INSERT_DECISION` for a stage that approvals concern: a PAUSE (its approval request), a resume (the approval's
+consumption: a second consumption violates its primary key and nothing of the statement is stored) or an `executed`
+stage with a finding (the finding and its timeline entry). Still one statement."""
+
+_NO_APPROVAL_WORK: dict[str, Any] = {
+    "escalation": None,
+    "requirements": None,
+    "binding_digest": None,
+    "binding": None,
+    "consumes": None,
+    "finding_id": None,
+    "finding_kind": None,
+    "finding_approval": None,
+    "finding_summary": None,
+    "finding_details": None,
+}
 
 
 @dataclass(frozen=True)
@@ -288,6 +357,7 @@ class Prepared:
     verdict_id: uuid.UUID
     explanation: dict[str, Any]
     request_hash: str
+    statement: str = INSERT_DECISION
 
     def created(self) -> IngestResult:
         """The answer once `INSERT_DECISION` stored it (its row says `inserted`)."""
@@ -295,15 +365,167 @@ class Prepared:
         return IngestResult(self.req.decision_id, self.req.stage, self.verdict_id, self.explanation, created=True)
 
 
-def prepare(governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None) -> Prepared:
+@dataclass(frozen=True)
+class ApprovalFacts:
+    """What the store says about the approvals a stage concerns (`approval_facts`): the approval it resumes with
+    (sent as `approval_id`, or the PAUSEd earlier stage's for an `executed` stage) and, for `executed`, the latest
+    earlier stage (`gate`) with its verdict."""
+
+    approval_id: uuid.UUID | None = None
+    approval: Approval | None = None  # None: no such approval in the decision's domain
+    gate: Row | None = None
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def concerns_approvals(req: DecisionRequest) -> bool:
+    """Whether storing `req` needs `approval_facts` first: a resume, or an `executed` stage."""
+    return req.approval_id is not None or req.stage == "executed"
+
+
+async def approval_facts(conn: AsyncConnection[Row], req: DecisionRequest) -> ApprovalFacts:
+    gate = None
+    implicit: Approval | None = None
+    if req.stage == "executed":
+        earlier = [r for r in await approval_queries.earlier_stages(conn, req.decision_id) if r["stage"] != "executed"]
+        gate = earlier[-1] if earlier else None
+        if gate is not None and gate["verdict"] == "PAUSE" and req.approval_id is None:
+            implicit = await approval_queries.get(conn, gate["verdict_id"])
+    if req.approval_id is not None:
+        found = await approval_queries.get(conn, req.approval_id)
+        same_domain = found is not None and (
+            str(found.request["organization_id"]) == str(req.organization_id).lower()
+            and found.request["domain"] == req.domain
+        )
+        return ApprovalFacts(req.approval_id, found if same_domain else None, gate)
+    if implicit is not None:
+        return ApprovalFacts(implicit.approval_id, implicit, gate)
+    return ApprovalFacts(None, None, gate)
+
+
+def _binding_of(req: DecisionRequest, decision: Decision) -> dict[str, Any]:
+    return bindings.binding(
+        organization_id=decision.organization_id,
+        domain=decision.domain,
+        intent=decision.intent,
+        actor=req.actor,
+        target=req.target,
+        signals=decision.context,
+        attribution=decision.attribution,
+    )
+
+
+def stored_binding(row: Row) -> dict[str, Any]:
+    """The binding of a stored stage (an `earlier_stages` row): its signals as the evaluator saw them."""
+    explanation = row.get("explanation") if isinstance(row.get("explanation"), dict) else {}
+    observed = (explanation or {}).get("observe") or {}
+    return bindings.binding(
+        organization_id=row["organization_id"],
+        domain=row["domain"],
+        intent=row["intent"],
+        actor=row["actor"],
+        target=row["target"],
+        signals={**row["context"], **observed.get("values", {})},
+        attribution={name: _str_or_none(row["scope"].get(name)) for name in SELECTOR_FIELDS},
+    )
+
+
+def _bound(
+    req: DecisionRequest, d: DomainGovernance, approval: Approval | None, evaluation: Evaluation
+) -> resume.Bound:
+    """The approved stage evaluated now with this action (this stage's own evaluation when it is that stage)."""
+    stage = None if approval is None else str(approval.request["stage"])
+    if stage is None or stage == req.stage:
+        ev = evaluation
+    else:
+        try:
+            ev, _, _ = decide(replace(req, stage=stage), d)
+        except IngestError as exc:
+            return resume.Bound(None, None, problem=exc.message)
+    if ev.spec_id is None:
+        return resume.Bound(None, None, problem=f"no active spec for {req.intent} at {stage} any more")
+    return resume.Bound(ev.verdict.value, ev.spec_version, tuple(ev.pause_requires), ev.summary)
+
+
+def _approval_work(
+    req: DecisionRequest,
+    d: DomainGovernance,
+    evaluation: Evaluation,
+    decision: Decision,
+    explanation: dict[str, Any],
+    facts: ApprovalFacts | None,
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The stored explanation and the extra parameters of `INSERT_GOVERNED_DECISION`, or None when approvals do not
+    concern this stage (a stage that is neither a PAUSE, a resume nor `executed`)."""
+    final = explanation
+    work = dict(_NO_APPROVAL_WORK)
+    action = _binding_of(req, decision)
+    action_digest = bindings.digest(action)
+    refusal = None
+    if facts is not None and facts.approval_id is not None:
+        bound = _bound(req, d, facts.approval, evaluation)
+        refusal = resume.check(
+            facts.approval, str(facts.approval_id), binding=action, digest=action_digest, bound=bound, now=facts.now
+        )
+        final = resume.apply(explanation, str(facts.approval_id), refusal, enforce=req.stage != "executed")
+        if refusal is None:
+            work["consumes"] = facts.approval_id
+    if req.stage == "executed" and facts is not None:
+        gate = facts.gate
+        gated = any((req.intent, stage) in d.active_specs for stage in ("pre_commit", "proposed"))
+        found = resume.finding(
+            gate,
+            gated,
+            binding=action,
+            gate_binding=None if gate is None else stored_binding(gate),
+            approval_id=None if facts.approval_id is None else str(facts.approval_id),
+            refusal=refusal,
+        )
+        if found is not None:
+            work.update(
+                finding_id=uuid.uuid4(),
+                finding_kind=found.kind,
+                finding_approval=facts.approval_id if facts.approval is not None else None,
+                finding_summary=found.summary,
+                finding_details=Jsonb(found.details),
+            )
+    if final["verdict"] == "PAUSE":
+        scopes = {s.scope_id: s for s in d.scopes}
+        ancestors = ((final.get("scope") or {}).get("ancestors")) or []
+        work.update(
+            requirements=list(evaluation.pause_requires) or [IMPLICIT_REQUIREMENT],
+            escalation=[t for t in (getattr(scopes.get(a), "owning_team", None) for a in ancestors) if t],
+            binding_digest=action_digest,
+            binding=Jsonb(action),
+        )
+    if final is explanation and all(v is None for v in work.values()):
+        return None
+    return final, work
+
+
+def prepare(
+    governance: Governance,
+    req: DecisionRequest,
+    *,
+    received_at: datetime | None = None,
+    facts: ApprovalFacts | None = None,
+) -> Prepared:
     """Resolve, validate and evaluate `req` (IngestError when it cannot be attributed or its signals are invalid):
-    everything but the write, which `INSERT` (`store`, or a group commit) does in one statement."""
+    everything but the write, which `INSERT` (`store`, or a group commit) does in one statement. `facts` (from
+    `approval_facts`) are needed when `concerns_approvals(req)`."""
     d = check_attribution(req, governance)
-    evaluation, _decision, observed = decide(req, d)
+    evaluation, decision, observed = decide(req, d)
     received_at = received_at or datetime.now(UTC)
     evaluated_at = datetime.now(UTC)
     verdict_id = uuid.uuid4()
     explanation = explanation_dict(evaluation, observed)
+    statement = INSERT_DECISION
+    extra: dict[str, Any] = {}
+    if evaluation.verdict.value == "PAUSE" or concerns_approvals(req):
+        approvals = _approval_work(req, d, evaluation, decision, explanation, facts)
+        if approvals is not None:
+            explanation, extra = approvals
+            statement = INSERT_GOVERNED_DECISION
+    verdict = explanation["verdict"]
     request_hash = req.request_hash()
     assert req.stage is not None
     params = {
@@ -324,7 +546,7 @@ def prepare(governance: Governance, req: DecisionRequest, *, received_at: dateti
         "verdict_id": verdict_id,
         "snapshot_id": evaluation.snapshot_id,
         "snapshot_version": evaluation.snapshot_version,
-        "verdict": evaluation.verdict.value,
+        "verdict": verdict,
         "matched": list(evaluation.matched_policy_ids),
         "evaluated_at": evaluated_at,
         "received_at": received_at,
@@ -332,39 +554,75 @@ def prepare(governance: Governance, req: DecisionRequest, *, received_at: dateti
         "owning_team": evaluation.owning_team,
         "summary": explanation["summary"],
         "explanation": Jsonb(explanation),
-        "pause_requires": list(evaluation.pause_requires) if evaluation.verdict.value == "PAUSE" else None,
-        "pause_expires_at": evaluation.expires_at if evaluation.verdict.value == "PAUSE" else None,
+        "pause_requires": list(evaluation.pause_requires) if verdict == "PAUSE" else None,
+        "pause_expires_at": evaluation.expires_at if verdict == "PAUSE" else None,
         "received_details": Jsonb(
             {
                 "request_hash": request_hash,
                 "observe_phase": observed is not None,
                 **({} if req.token_id is None else {"token_id": str(req.token_id)}),
+                **({} if req.approval_id is None else {"approval_id": str(req.approval_id)}),
             }
         ),
         "evaluated_summary": explanation["summary"],
         "evaluated_details": Jsonb(
             {
-                "verdict": evaluation.verdict.value,
+                "verdict": verdict,
                 "verdict_id": str(verdict_id),
-                "reason": evaluation.reason.value,
+                "reason": explanation["reason"],
                 "scope_id": evaluation.scope_id,
                 "owning_team": evaluation.owning_team,
                 "snapshot_id": evaluation.snapshot_id,
                 "matched_policy_ids": list(evaluation.matched_policy_ids),
                 "errors": [error._asdict() for error in evaluation.errors],
+                **({} if verdict != "PAUSE" else {"approval_id": str(verdict_id)}),
+                **({} if "approval" not in explanation else {"approval": explanation["approval"]}),
             }
         ),
-        "severity": _SEVERITY[evaluation.verdict.value],
+        "severity": _SEVERITY[verdict],
+        **extra,
     }
-    return Prepared(req, params, verdict_id, explanation, request_hash)
+    return Prepared(req, params, verdict_id, explanation, request_hash, statement)
+
+
+class Writer(Protocol):
+    """What stores a prepared decision (the group-commit writer)."""
+
+    async def ingest(self, prepared: Prepared) -> IngestResult: ...
+
+
+async def submit(
+    governance: Governance,
+    req: DecisionRequest,
+    pool: AsyncConnectionPool[AsyncConnection[Row]],
+    writer: Writer,
+    *,
+    received_at: datetime,
+) -> IngestResult:
+    """Prepare and store `req`. A stage approvals concern reads their facts first; when a concurrent resume consumed
+    the same approval between that read and the write (the consumption's primary key refused this one, and nothing
+    of it was stored), it is decided again on the facts as they are now — once."""
+    for attempt in (1, 2):
+        facts = None
+        if concerns_approvals(req):
+            async with pool.connection() as conn:
+                facts = await approval_facts(conn, req)
+        prepared = prepare(governance, req, received_at=received_at, facts=facts)
+        try:
+            return await writer.ingest(prepared)
+        except psycopg.errors.UniqueViolation as exc:
+            if attempt == 2 or exc.diag.constraint_name != "approval_consumptions_pkey":
+                raise
+    raise AssertionError("unreachable")
 
 
 async def ingest(
     conn: AsyncConnection[Row], governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None
 ) -> IngestResult:
-    """Ingest one decision. `conn` must be in autocommit mode: the single statement is its own transaction."""
-    prepared = prepare(governance, req, received_at=received_at)
-    row = await (await conn.execute(INSERT_DECISION, prepared.params)).fetchone()
+    """Ingest one decision on `conn` (autocommit mode: the single statement is its own transaction)."""
+    facts = await approval_facts(conn, req) if concerns_approvals(req) else None
+    prepared = prepare(governance, req, received_at=received_at, facts=facts)
+    row = await (await conn.execute(prepared.statement, prepared.params)).fetchone()
     assert row is not None
     return prepared.created() if row["inserted"] else await existing(conn, prepared)
 
@@ -495,6 +753,7 @@ def replay_stage(governance: Governance, r: Row, snapshot_row: Row | None) -> Re
             evaluation = evaluate(decision, spec, resolution, snapshot)
     replayed = explanation_dict(evaluation, None)
     replayed["observe"] = stored.get("observe")
+    replayed = resume.reapply(replayed, stored)  # a resume: the approval's recorded outcome, applied the same way
     differences = sorted(k for k in set(replayed) | set(stored) if stored.get(k) != replayed.get(k))
     return Replay(
         decision_id=str(r["decision_id"]),
@@ -516,8 +775,8 @@ def stored_flips(governance: Governance, verdict: Row) -> list[dict[str, object]
     legacy verdicts (no explanation), gaps, errors, or a spec version that can no longer be read."""
     explanation = verdict.get("explanation")
     spec = governance.specs.get((str(verdict.get("spec_id")), str(verdict.get("spec_version"))))
-    if not isinstance(explanation, dict) or spec is None:
-        return []
+    if not isinstance(explanation, dict) or spec is None or explanation.get("approval") is not None:
+        return []  # a resume's verdict is the approval's outcome: signal changes alone do not flip it
     found = flips(explanation, spec.enforcement.default_verdict, spec.signals)
     return [flip.to_dict(explanation["verdict"]) for flip in found]
 

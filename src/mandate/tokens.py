@@ -94,6 +94,7 @@ class Principal:
     domains: frozenset[str] | None  # None: every domain of the organization
     role: Role
     expires_at: datetime | None = None
+    teams: frozenset[str] | None = None  # an approver's owning teams (None: every team of its domains)
 
     @classmethod
     def local(cls) -> Principal:

@@ -17,7 +17,7 @@ from mandate.tokens import Principal, Role
 
 Row = dict[str, Any]
 
-LOOKUP = """SELECT t.token_id, t.name, t.organization_id, t.domains, t.role, t.expires_at,
+LOOKUP = """SELECT t.token_id, t.name, t.organization_id, t.domains, t.role, t.expires_at, t.teams,
                    r.revoked_at IS NOT NULL AS revoked
             FROM mandate.api_tokens t LEFT JOIN mandate.api_token_revocations r USING (token_id)
             WHERE t.secret_sha256 = %s"""
@@ -34,6 +34,7 @@ def principal_of(row: Row) -> Principal | None:
         domains=None if row["domains"] is None else frozenset(row["domains"]),
         role=Role(row["role"]),
         expires_at=row["expires_at"],
+        teams=None if row.get("teams") is None else frozenset(row["teams"]),
     )
 
 
@@ -52,11 +53,13 @@ def issue(
     domains: frozenset[str] | None,
     role: Role,
     expires_at: datetime | None,
+    teams: frozenset[str] | None = None,
 ) -> UUID:
     token_id = uuid4()
     conn.execute(
-        """INSERT INTO mandate.api_tokens (token_id, secret_sha256, name, organization_id, domains, role, expires_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s)""",
+        """INSERT INTO mandate.api_tokens (token_id, secret_sha256, name, organization_id, domains, role, expires_at,
+                                         teams)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
         [
             token_id,
             secret_sha256,
@@ -65,6 +68,7 @@ def issue(
             None if domains is None else sorted(domains),
             role.value,
             expires_at,
+            None if teams is None else sorted(teams),
         ],
     )
     return token_id
@@ -84,7 +88,8 @@ def revoke(conn: psycopg.Connection[Any], token_id: UUID, reason: str | None) ->
     return None if row is None else row[0]
 
 
-LIST = """SELECT t.token_id, t.name, t.organization_id, t.domains, t.role, t.expires_at, t.created_at, t.created_by,
+LIST = """SELECT t.token_id, t.name, t.organization_id, t.domains, t.teams, t.role, t.expires_at, t.created_at,
+                 t.created_by,
                  r.revoked_at, r.revoked_by, r.reason
           FROM mandate.api_tokens t LEFT JOIN mandate.api_token_revocations r USING (token_id)
           WHERE %(org)s::uuid IS NULL OR t.organization_id = %(org)s

@@ -50,6 +50,13 @@ RULES: dict[tuple[str, str], Permission | None] = {
     ("POST", "/access/v1/evaluation"): Permission.DECIDE,  # AuthZEN: an agent asks whether it may act
     ("POST", "/access/v1/evaluations"): Permission.DECIDE,  # candidate governance over stored history: governance work
     ("GET", "/api/tokens"): Permission.ADMIN,
+    ("GET", "/api/approvals"): Permission.READ,
+    ("GET", "/api/approvals/{approval_id}"): Permission.READ,  # an agent: only its own (it long-polls here)
+    ("GET", "/api/approvals/{approval_id}/events"): Permission.READ,
+    ("POST", "/api/approvals/{approval_id}/approve"): Permission.APPROVE,
+    ("POST", "/api/approvals/{approval_id}/reject"): Permission.APPROVE,
+    ("POST", "/api/approvals/{approval_id}/withdraw"): Permission.DECIDE,  # the agent that sent it (or an admin)
+    ("GET", "/api/findings"): Permission.READ,
     # The UI (read-only) and its login.
     ("GET", "/"): Permission.READ,
     ("GET", "/decisions/{decision_id}"): Permission.READ,

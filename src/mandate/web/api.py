@@ -177,6 +177,11 @@ class DecisionBody(BaseModel):
         None, description="RFC 3339 with an offset; stored in UTC; 1970-01-01 … 9999-12-30 (UTC)"
     )
     unstructured_context: Annotated[str | None, bounded(MAX_UNSTRUCTURED)] = None
+    approval_id: UUID | None = Field(
+        None,
+        description="A resume: the approval this stage proceeds with (docs/approvals.md). Re-evaluated on the current "
+        "governance and checked against the approved action; used once.",
+    )
 
 
 class OutcomeBody(BaseModel):
@@ -206,6 +211,8 @@ def to_request(body: DecisionBody, received_at: datetime, token_id: UUID | None 
     if problems:
         raise IngestError("attribution", "decision attribution is contradictory; nothing was stored", problems)
     raw = body.model_dump(mode="json")
+    if raw.get("approval_id") is None:  # absent and null hash alike, and like bodies stored before approvals existed
+        raw.pop("approval_id", None)
     return DecisionRequest(
         decision_id=body.decision_id or uuid4(),
         organization_id=body.organization_id or scope.organization_id,
@@ -220,6 +227,7 @@ def to_request(body: DecisionBody, received_at: datetime, token_id: UUID | None 
         unstructured_context=body.unstructured_context,
         raw=raw,
         token_id=token_id,
+        approval_id=body.approval_id,
     )
 
 
@@ -245,8 +253,7 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
             req.domain is not None and _SLUG.match(req.domain) and p.domains is not None and req.domain not in p.domains
         ):
             raise forbidden()
-        prepared = service.prepare(s.governance, req, received_at=received_at)
-        result = await s.writer.ingest(prepared)
+        result = await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at)
     except IngestError as exc:
         if exc.kind == "attribution":
             return await reject_attribution(request, body.model_dump(mode="json"), exc)

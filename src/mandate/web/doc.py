@@ -108,7 +108,7 @@ _WHY = {
     404: "Not found (or not in the organization or domain named)",
     401: "No valid API token: send Authorization: Bearer mdt_… (docs/security.md)",
     403: "The token may not do this, or not in that organization or domain",
-    409: "Conflict: this (decision_id, stage) was stored with a different body",
+    409: "Conflict: this (decision_id, stage) was stored with a different body, or an approval cannot move so now",
     413: "The body exceeds 256 KiB (checked while reading, chunked or not)",
     415: "The body is not sent as JSON (Content-Type must be application/json)",
     422: "Invalid request: names every field. A decision with missing, malformed or unknown attribution is "
@@ -146,3 +146,29 @@ timeline = _spec(Timeline, 200, *_READ, 404)
 replay = _spec(Replay, 200, *_READ, 404)
 spec_detail = _spec(SpecDetail, 200, *_READ, 404)
 snapshot = _spec(Items, 200, *_READ, 404)
+
+
+class Approval(Open):
+    """An approval request with its state now, its requirements and its events (docs/approvals.md)."""
+
+    approval_id: str
+    state: Literal["pending", "approved", "rejected", "withdrawn", "expired", "consumed"]
+    decision_id: str
+    stage: str
+    domain: str
+    requirements: list[Row]
+    binding_digest: str
+    expires_at: str | None
+    events: list[Row]
+
+
+class ApprovalPage(BaseModel):
+    items: list[Approval]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page; null on the last page")
+    limit: int
+
+
+approval = _spec(Approval, 200, *_READ, 404)
+approvals = _spec(ApprovalPage, 200, *_READ)
+approval_action = _spec(Approval, 201, *_READ, 404, 409, 413, 415, description="Recorded; the approval now")
+findings = _spec(Page, 200, *_READ)

@@ -1,7 +1,9 @@
 """What a running server holds: the connection pool, the governance cache and whether a migration is running.
 
-Two background tasks keep it current: one LISTENs on `mandate_governance` and reloads governance when it changes
-(debounced), one watches the migration advisory lock so that the API can answer 503 while a migration runs.
+Background tasks keep it current: one LISTENs on `mandate_governance` and reloads governance when it changes
+(debounced) and on `mandate_approvals` to wake the requests waiting for an approval to change; one watches the
+migration advisory lock so that the API can answer 503 while a migration runs; one writes the `expired` event of
+approval requests whose time ran out (the sweeper; every worker runs it, idempotently).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from mandate.db import approvals as approval_queries
 from mandate.governance import cache
 from mandate.group_commit import GroupCommit
 from mandate.migrate.runner import HOLDER_QUERY, LOCK_KEYS
@@ -47,6 +51,17 @@ class ServerState:
     migration_holder: tuple[int, str] | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     governance_loaded: asyncio.Event = field(default_factory=asyncio.Event)
+    approval_changed: dict[str, asyncio.Event] = field(default_factory=dict)  # approval id → woken on its change
+    sweep_every_s: float = 15.0
+
+    def approval_event(self, approval_id: str) -> asyncio.Event:
+        """The event set at the next change of this approval (take it before reading, so no change is missed)."""
+        return self.approval_changed.setdefault(approval_id, asyncio.Event())
+
+    def _approval_notified(self, approval_id: str) -> None:
+        event = self.approval_changed.pop(approval_id, None)
+        if event is not None:
+            event.set()
 
     async def reload_governance(self) -> None:
         async with self.pool.connection() as conn:
@@ -62,6 +77,7 @@ class ServerState:
         self.tasks = [
             asyncio.create_task(self._listen(), name="governance-listener"),
             asyncio.create_task(self._watch_migration_lock(), name="migration-lock-watch"),
+            asyncio.create_task(self._sweep_expired_approvals(), name="approval-sweeper"),
         ]
 
     async def stop(self) -> None:
@@ -81,15 +97,22 @@ class ServerState:
                     self.database_url, autocommit=True, application_name="mandate serve (listener)"
                 ) as conn:
                     await conn.execute("LISTEN mandate_governance")
+                    await conn.execute("LISTEN mandate_approvals")
                     await self.reload_governance()  # changes made while we were not listening
+                    for approval_id in list(self.approval_changed):  # and approvals that changed meanwhile
+                        self._approval_notified(approval_id)
                     delay = 0.5
                     gen = conn.notifies()
-                    async for _ in gen:
+                    async for first in gen:
+                        if first.channel == "mandate_approvals":
+                            self._approval_notified(first.payload)
+                            continue
                         # Drain the burst (an apply inserts into several tables), then reload once.
                         with contextlib.suppress(TimeoutError):
                             async with asyncio.timeout(0.05):
-                                async for _ in gen:
-                                    pass
+                                async for more in gen:
+                                    if more.channel == "mandate_approvals":
+                                        self._approval_notified(more.payload)
                         await self.reload_governance()
             except asyncio.CancelledError:
                 raise
@@ -99,6 +122,22 @@ class ServerState:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)  # PostgreSQL back: governance current again within 2 s
+
+    async def _sweep_expired_approvals(self) -> None:
+        """Write the `expired` event of requests whose time ran out. Reads never depend on it (the state is computed
+        from `expires_at`); it makes expiry an event in the history and wakes whoever waits on those requests."""
+        while True:
+            await asyncio.sleep(self.sweep_every_s)
+            if self.migration_holder is not None:
+                continue
+            try:
+                async with self.pool.connection() as conn:
+                    while await approval_queries.sweep(conn, datetime.now(UTC)) == approval_queries.SWEEP_BATCH:
+                        pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away or not migrated yet: the next round tries again
+                log.warning("approval sweeper could not run (%s: %s)", type(exc).__name__, exc)
 
     async def _watch_migration_lock(self) -> None:
         while True:
