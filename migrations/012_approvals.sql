@@ -17,6 +17,11 @@
 -- * api_tokens.teams: the owning teams an approver token answers for (NULL: every team of its domains). A request
 --   goes to its scope's owning team; when no valid approver token names that team, to the nearest ancestor scope's
 --   team that has one; when none has, to approvers of the domain without teams (docs/approvals.md, "Routing").
+-- * approval_webhooks: per organization and owning team, where to announce approval events (a URL and the secret
+--   that signs them); the latest row of a team is in force, a row without URL removes it. Written by the CLI as the
+--   owner role: the application role may read it, never write it (INSERT revoked below, like the token tables).
+-- * webhook_deliveries: every delivery attempt of an approval event to a webhook (at least once: retried with
+--   back-off until delivered or given up), so each one is visible and a restarted server resumes where it was.
 -- * Every table is append-only, like the others (UPDATE, DELETE and TRUNCATE refused by triggers).
 \set ON_ERROR_STOP on
 BEGIN;
@@ -93,14 +98,58 @@ CREATE TABLE mandate.findings (
 );
 CREATE INDEX idx_findings_domain ON mandate.findings (organization_id, domain, created_at);
 
+CREATE TABLE mandate.approval_webhooks (
+    webhook_id      uuid        PRIMARY KEY,
+    organization_id uuid        NOT NULL,
+    owning_team     text        NOT NULL CHECK (octet_length(owning_team) BETWEEN 1 AND 200),
+    url             text        CHECK (url ~ '^https?://[^\s]+$' AND octet_length(url) <= 2000),
+    secret          text        CHECK ((url IS NULL) = (secret IS NULL)),
+    created_by      text        NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX idx_approval_webhooks_team ON mandate.approval_webhooks (organization_id, owning_team, created_at DESC);
+
+CREATE TABLE mandate.webhook_deliveries (
+    attempt_id  uuid        PRIMARY KEY,
+    webhook_id  uuid        NOT NULL REFERENCES mandate.approval_webhooks (webhook_id),
+    event_id    uuid        NOT NULL,
+    approval_id uuid        NOT NULL REFERENCES mandate.approval_requests (approval_id),
+    event_kind  text        NOT NULL,
+    attempt     integer     NOT NULL CHECK (attempt > 0),
+    outcome     text        NOT NULL CHECK (outcome IN ('delivered', 'failed', 'gave_up')),
+    status      integer,
+    error       text        CHECK (octet_length(error) <= 2000),
+    next_at     timestamptz CHECK ((outcome = 'failed') = (next_at IS NOT NULL)),
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    UNIQUE (webhook_id, event_id, attempt)
+);
+CREATE INDEX idx_approval_requests_created ON mandate.approval_requests (created_at);  -- what webhooks owe
+CREATE INDEX idx_approval_resolutions_created ON mandate.approval_resolutions (created_at);
+CREATE UNIQUE INDEX webhook_deliveries_end_once ON mandate.webhook_deliveries (webhook_id, event_id)
+    WHERE outcome <> 'failed';
+
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['approval_requests', 'approval_resolutions', 'approval_consumptions', 'findings'] LOOP
+    FOREACH t IN ARRAY ARRAY['approval_requests', 'approval_resolutions', 'approval_consumptions', 'findings',
+                             'approval_webhooks', 'webhook_deliveries'] LOOP
         EXECUTE format('CREATE TRIGGER prevent_%1$s_mutation BEFORE UPDATE OR DELETE ON mandate.%1$I
                         FOR EACH ROW EXECUTE FUNCTION mandate.prevent_mutation()', t);
         EXECUTE format('CREATE TRIGGER prevent_%1$s_truncate BEFORE TRUNCATE ON mandate.%1$I
                         FOR EACH STATEMENT EXECUTE FUNCTION mandate.prevent_mutation()', t);
+    END LOOP;
+END $$;
+
+-- Roles created before this migration got INSERT on the new tables through their default privileges: the webhook
+-- configuration, like the tokens, is not the server's to write.
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT DISTINCT grantee FROM information_schema.role_table_grants
+             WHERE table_schema = 'mandate' AND table_name = 'approval_webhooks' AND privilege_type = 'INSERT'
+               AND grantee <> current_user
+    LOOP
+        EXECUTE format('REVOKE INSERT ON mandate.approval_webhooks FROM %I', r.grantee);
     END LOOP;
 END $$;
 

@@ -26,6 +26,7 @@ from mandate.governance.commands import check as governance_check
 from mandate.listener import listen
 from mandate.migrate.commands import backup_app, migrate_app
 from mandate.shadow.commands import shadow_command
+from mandate.webhook_commands import webhooks_app
 
 app = typer.Typer(help="Mandate: a governance control plane for AI agents.", no_args_is_help=True)
 db_app = typer.Typer(help="Where the database is; start, stop and inspect the embedded one.", no_args_is_help=True)
@@ -34,6 +35,7 @@ db_app.add_typer(roles_app, name="roles")
 app.add_typer(token_app, name="token")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(backup_app, name="backup")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("apply")(apply)
 governance_app = typer.Typer(help="Governance as stored: what the server can and cannot use.", no_args_is_help=True)
 governance_app.command("check")(governance_check)

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from mandate.db import approvals as aq
 from mandate.governance.apply import apply_bundle
@@ -194,8 +195,9 @@ def test_expired_reads_as_expired_before_and_after_the_sweeper_which_is_idempote
 
     async def sweep_twice() -> list[int]:
         async def one() -> int:
-            async with await psycopg.AsyncConnection.connect(world.db_url, autocommit=True) as conn:
-                conn.row_factory = psycopg.rows.dict_row
+            async with await psycopg.AsyncConnection.connect(
+                world.db_url, autocommit=True, row_factory=dict_row
+            ) as conn:
                 return await aq.sweep(conn, datetime.now(UTC))
 
         return list(await asyncio.gather(one(), one()))

@@ -4,10 +4,10 @@ role for `mandate serve` that may only read and append (docs/security.md lists t
 The application role owns nothing, is no superuser and has no DDL, UPDATE, DELETE or TRUNCATE right, so it can
 neither `ALTER TABLE … DISABLE TRIGGER` nor `SET session_replication_role` (both need ownership or superuser): the
 append-only triggers hold whatever the server does. It gets SELECT on every table of `mandate`, INSERT on every
-table but `NOT_FROM_THE_SERVER` (tokens are issued by the CLI, migrations by the runner), USAGE on its sequences,
-and — through default privileges — the same on tables the owner role creates in later migrations. That is why
-`create_roles` refuses a schema without the `NOT_FROM_THE_SERVER` tables (migrate first): created after the
-GRANTs, they would get INSERT for the application role too.
+table but `NOT_FROM_THE_SERVER` (tokens and webhooks are configured by the CLI, migrations by the runner), USAGE
+on its sequences, and — through default privileges — the same on tables the owner role creates in later
+migrations. That is why `create_roles` refuses a schema without the `REQUIRED_FIRST` tables (migrate first):
+created after the GRANTs, they would get INSERT for the application role too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from mandate.errors import SchemaTooOld
 
 OWNER = "mandate_owner"
 APP = "mandate_app"
-NOT_FROM_THE_SERVER = ("migration_log", "api_tokens", "api_token_revocations")
+REQUIRED_FIRST = ("migration_log", "api_tokens", "api_token_revocations")
+NOT_FROM_THE_SERVER = (*REQUIRED_FIRST, "approval_webhooks")
+"""approval_webhooks may come later: migration 012 revokes the INSERT the default privileges give on it."""
 
 _TRANSFER = """
 DO $$
@@ -136,10 +138,10 @@ def _require_tables(conn: psycopg.Connection[Any]) -> None:
         for r in conn.execute(
             """SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p') AND c.relname = ANY(%s)""",
-            [list(NOT_FROM_THE_SERVER)],
+            [list(REQUIRED_FIRST)],
         ).fetchall()
     }
-    missing = [t for t in NOT_FROM_THE_SERVER if t not in found]
+    missing = [t for t in REQUIRED_FIRST if t not in found]
     if missing:
         raise SchemaTooOld(
             f"schema mandate has no {', '.join(missing)} yet: run `mandate migrate up` on this database first (the "

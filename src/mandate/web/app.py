@@ -54,12 +54,14 @@ def create_app(
     auth: bool = True,
     cors_origins: tuple[str, ...] = (),
     telemetry: Telemetry | None = None,
+    webhook_timing: tuple[float, float] = (2.0, 5.0),
 ) -> FastAPI:
     """The app. `group_commit`: decisions that wait to be written at the same moment share a transaction
     (mandate.group_commit); off, every decision is written alone. `auth=False` serves everything to everyone (never
     on a non-loopback address: `mandate serve` refuses it). `cors_origins`: the origins that may call the API from
     a browser (none by default). `telemetry`: OpenTelemetry spans and metrics (mandate.telemetry); default: as
-    the OTEL_* environment variables configure it, off when they do not."""
+    the OTEL_* environment variables configure it, off when they do not. `webhook_timing`: seconds between webhook
+    delivery rounds, and the first retry's back-off (doubled on each retry)."""
     otel = telemetry if telemetry is not None else telemetry_from_environment()
     pool: AsyncConnectionPool[Any] = ServerPool(
         database_url,
@@ -76,7 +78,9 @@ def create_app(
         if group_commit
         else make_writer(pool, max_batch=1, max_writers=pool_size)
     )
-    server = ServerState(database_url, pool, writer)
+    server = ServerState(
+        database_url, pool, writer, webhook_every_s=webhook_timing[0], webhook_backoff_s=webhook_timing[1]
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -3,7 +3,8 @@
 Background tasks keep it current: one LISTENs on `mandate_governance` and reloads governance when it changes
 (debounced) and on `mandate_approvals` to wake the requests waiting for an approval to change; one watches the
 migration advisory lock so that the API can answer 503 while a migration runs; one writes the `expired` event of
-approval requests whose time ran out (the sweeper; every worker runs it, idempotently).
+approval requests whose time ran out (the sweeper; every worker runs it, idempotently); one delivers approval
+events to the teams' webhooks (web/webhooks.py; one worker per round).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mandate.db import approvals as approval_queries
 from mandate.governance import cache
 from mandate.group_commit import GroupCommit
 from mandate.migrate.runner import HOLDER_QUERY, LOCK_KEYS
+from mandate.web import webhooks
 
 log = logging.getLogger("mandate.server")
 Row = dict[str, Any]
@@ -53,6 +55,8 @@ class ServerState:
     governance_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     approval_changed: dict[str, asyncio.Event] = field(default_factory=dict)  # approval id → woken on its change
     sweep_every_s: float = 15.0
+    webhook_every_s: float = 2.0
+    webhook_backoff_s: float = 5.0
 
     def approval_event(self, approval_id: str) -> asyncio.Event:
         """The event set at the next change of this approval (take it before reading, so no change is missed)."""
@@ -78,6 +82,15 @@ class ServerState:
             asyncio.create_task(self._listen(), name="governance-listener"),
             asyncio.create_task(self._watch_migration_lock(), name="migration-lock-watch"),
             asyncio.create_task(self._sweep_expired_approvals(), name="approval-sweeper"),
+            asyncio.create_task(
+                webhooks.run(
+                    self.pool,
+                    every_s=self.webhook_every_s,
+                    backoff_s=self.webhook_backoff_s,
+                    paused=lambda: self.migration_holder is not None,
+                ),
+                name="webhook-delivery",
+            ),
         ]
 
     async def stop(self) -> None:
