@@ -16,6 +16,9 @@ from mandate.governance import cache
 
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
 SHOWN_CANDIDATES = 5
+MIN_ID_PREFIX = 6
+"""Hex digits a decision id typed by a person needs where others than its owner look (the UI, the API): fewer
+would match too many ids to be worth a lookup."""
 
 
 def prefix_range(typed: str) -> tuple[uuid.UUID, uuid.UUID]:

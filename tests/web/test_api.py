@@ -520,3 +520,40 @@ def test_with_several_organizations_a_token_reads_its_own_by_default(api: LiveSe
     assert r.status_code == 200 and {i["organization_id"] for i in r.json()["items"]} == {ORG}
     assert api.client.get("/api/decisions", params={"organization_id": str(other)}).status_code == 403
     assert [o["organization_id"] for o in api.client.get("/api/organizations").json()["items"]] == [ORG]
+
+
+def test_a_decision_is_found_by_a_unique_prefix_of_its_id(api: LiveServer) -> None:
+    ids = ["a25654d0-1111-4111-8111-111111111111", "a25654d0-2222-4222-8222-222222222222",
+           "b7e81c3a-3333-4333-8333-333333333333"]  # fmt: skip
+    for decision_id in ids:
+        body = flat(*LARGE_WRITE)
+        body["decision_id"] = decision_id
+        assert api.client.post("/api/decisions", json=body).status_code == 201
+    # Unique: a redirect to the whole id (the query kept), which answers the decision.
+    r = api.client.get("/api/decisions/b7e81c", params={"domain": "config-management"})
+    assert r.status_code == 307
+    assert r.headers["location"] == f"/api/decisions/{ids[2]}?domain=config-management"
+    followed = api.client.get("/api/decisions/b7e81c", follow_redirects=True)
+    assert (followed.status_code, followed.json()["decision_id"]) == (200, ids[2])
+    assert api.client.get("/api/v1/decisions/B7E8-1C3A").headers["location"] == f"/api/v1/decisions/{ids[2]}"
+    # Several: 409 listing them; none: 404; too short or not hex: 422.
+    r = api.client.get("/api/decisions/a25654d0")
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "ambiguous_id")
+    assert sorted(p["message"] for p in r.json()["error"]["problems"]) == ids[:2]
+    assert api.client.get("/api/decisions/a25654d0-2").headers["location"] == f"/api/decisions/{ids[1]}"
+    assert api.client.get("/api/decisions/ffffff").status_code == 404
+    for bad in ("a2565", "zzzzzzzz", "a25654d0%00", "a2565\u00e9d0"):
+        r = api.client.get(f"/api/decisions/{bad}")
+        assert (r.status_code, r.json()["error"]["code"]) == (422, "invalid_request"), bad
+
+
+def test_a_prefix_matches_only_decisions_the_token_may_see(api: LiveServer) -> None:
+    body = flat(*LARGE_WRITE)
+    body["decision_id"] = "c0ffee00-4444-4444-8444-444444444444"
+    assert api.client.post("/api/decisions", json=body).status_code == 201
+    other = issue_token(api.database_url, organization_id=ORG, role="reader", domains=frozenset({"customer-support"}))
+    with httpx.Client(base_url=api.url, timeout=10, headers=bearer(other)) as client:
+        hidden = client.get("/api/decisions/c0ffee")
+        missing = client.get("/api/decisions/c0ffee11")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["error"]["code"] == missing.json()["error"]["code"] == "not_found"

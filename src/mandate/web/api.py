@@ -17,13 +17,17 @@ from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 import mandate
 from mandate import service
 from mandate.db import decisions as q
 from mandate.db import governance as gq
+from mandate.errors import MandateError
 from mandate.migrate.files import head_version
+from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range
 from mandate.service import DecisionRequest, IngestError, Problem
 from mandate.web import doc
 from mandate.web.access import check_domain, forbidden, organization_for, principal, restrict, visible_rows
@@ -392,11 +396,61 @@ def _in_scope(request: Request, rows: list[Row], what: str, *, decisions: bool =
 
 @router.get("/api/decisions/{decision_id}", tags=["decisions"], **doc.decision_detail)
 @router.get("/api/v1/decisions/{decision_id}", include_in_schema=False, **doc.decision_detail)
-async def get_decision(request: Request, decision_id: UUID) -> JSONResponse:
+async def get_decision(
+    request: Request,
+    decision_id: Annotated[
+        str,
+        PathParam(
+            max_length=64,
+            description="the decision id, or a unique prefix of it (at least 6 hex digits, as the UI and the demo "
+            "show them): answered with a redirect to the whole id, or 409 listing the matches",
+        ),
+    ],
+) -> Response:
     """A decision with every stage it went through (each with its verdict summary and context)."""
     _known(request, SCOPED)
-    rows = await _decision_rows(request, decision_id)
-    return JSONResponse({"decision_id": str(decision_id), "stages": rows, **rows[-1]})
+    try:
+        key = UUID(decision_id)
+    except ValueError:
+        whole = await _unique_prefix(request, decision_id)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"{request.url.path.rsplit('/', 1)[0]}/{whole}{query}", status_code=307)
+    rows = await _decision_rows(request, key)
+    return JSONResponse({"decision_id": str(key), "stages": rows, **rows[-1]})
+
+
+async def _unique_prefix(request: Request, typed: str) -> UUID:
+    """The one decision this token may see whose id starts with `typed`; 422 not a prefix, 404 none, 409 several."""
+    digits = typed.strip().lower().replace("-", "")
+    try:
+        if len(digits) < MIN_ID_PREFIX:
+            raise MandateError(typed)
+        low, high = prefix_range(typed)
+    except MandateError:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"not a decision id: give the whole id or its first {MIN_ID_PREFIX} or more hex digits",
+            [Problem("decision_id", "invalid", "a UUID, or a prefix of at least 6 hex digits")],
+        ) from None
+    found: list[UUID] = []
+    async with state(request).pool.connection() as conn:
+        for key in await q.decision_ids_between(conn, low, high, limit=(SHOWN_CANDIDATES + 1) * 4):
+            if visible_rows(request, await q.get_decision(conn, key), decisions=True):
+                found.append(key)
+            if len(found) > SHOWN_CANDIDATES:
+                break
+    if not found:
+        raise ApiError(404, "not_found", f"no decision id starts with {digits!r}")
+    if len(found) > 1:
+        more = " (and more)" if len(found) > SHOWN_CANDIDATES else ""
+        raise ApiError(
+            409,
+            "ambiguous_id",
+            f"several decision ids start with {digits!r}{more}: type more of the id",
+            [Problem("decision_id", "candidate", str(key)) for key in found[:SHOWN_CANDIDATES]],
+        )
+    return found[0]
 
 
 @router.get("/api/decisions/{decision_id}/verdict", tags=["decisions"], **doc.verdict_detail)

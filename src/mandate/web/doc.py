@@ -140,7 +140,15 @@ decision["responses"][200] = {"model": DecisionResult, "description": "An identi
 outcome = _spec(Outcome, 201, *_READ, 404, 413, 415, description="The outcome timeline entry")
 page = _spec(Page, 200, *_READ)
 items = _spec(Items, 200, *_READ)
-decision_detail = _spec(DecisionDetail, 200, *_READ, 404)
+decision_detail = _spec(DecisionDetail, 200, *_READ, 404, 409)
+decision_detail["responses"][307] = {
+    "description": "A unique prefix of a decision id (≥ 6 hex digits): redirected to the whole id",
+    "headers": {"Location": {"schema": {"type": "string"}, "description": "/api/decisions/{the whole id}"}},
+}
+decision_detail["responses"][409] = {
+    "model": ErrorBody,
+    "description": "Several decisions you may see start with that prefix: `error.details` lists them; type more",
+}
 verdict_detail = _spec(VerdictDetail, 200, *_READ, 404)
 timeline = _spec(Timeline, 200, *_READ, 404)
 replay = _spec(Replay, 200, *_READ, 404)

@@ -1,7 +1,8 @@
 """The read-only web UI (RFC-003): server-rendered pages over the same query functions as the JSON API.
 
     GET /                           decisions: filters in the URL, keyset pages, counts per verdict, verdicts over time
-    GET /decisions/{decision_id}    one decision: header, timeline, the stored explanation, spec and policy panels
+    GET /decisions/{decision_id}    one decision: header, timeline, the stored explanation, spec and policy panels,
+                                    its approval requests with their history, the approvals it resumed with, findings
     GET /scopes                     the scopes of a domain as a hierarchy, with owning teams
     GET /specs                      spec versions and their status history
     GET /migrations                 the migration log
@@ -40,13 +41,16 @@ from markupsafe import Markup, escape
 from psycopg import AsyncConnection
 
 import mandate
+from mandate.approvals import workflow
+from mandate.approvals.state import Approval
+from mandate.db import approvals as aq
 from mandate.db import decisions as q
 from mandate.db import governance as gq
 from mandate.errors import MandateError
 from mandate.evaluator import ScopeIndex
 from mandate.governance.records import scope_from_record
 from mandate.migrate.files import head_version
-from mandate.replay import prefix_range
+from mandate.replay import MIN_ID_PREFIX, prefix_range
 from mandate.service import Problem, stored_flips
 from mandate.web.access import principal, restrict, visible_rows
 from mandate.web.api import state
@@ -65,7 +69,6 @@ STAGES = ("proposed", "pre_commit", "executed")
 TEXT_FILTERS = ("intent", "service", "agent", "actor", "target")  # match any part of the value, any case
 NAME_FILTERS = ("policy_id", "spec_id", "scope_id", "owning_team")  # exact names, as the links carry them
 FILTERS = ("verdict", "stage", *TEXT_FILTERS, *NAME_FILTERS, "since", "until")
-MIN_ID_PREFIX = 6  # hex digits a typed decision id needs: fewer would match too many ids to be worth a lookup
 SHOWN_MATCHES = 20
 PAGE_SIZES = (25, 50, 100, 200, 500)
 DEFAULT_LIMIT = 50
@@ -155,6 +158,21 @@ def breakable(value: object) -> Markup:
     return Markup(_BREAK_AFTER.sub(r"\1<wbr>", str(escape(str(value)))))
 
 
+def relative(moment: datetime | str | None, now: datetime) -> str:
+    """How far `moment` lies from `now`, as a person says it, to the minute: `in 1 h 12 min`, `2 d 3 h ago`."""
+    if moment is None:
+        return ""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    seconds = (moment - now).total_seconds()
+    days, minutes = divmod(int(abs(seconds) // 60), 1440)
+    hours, minutes = divmod(minutes, 60)
+    units = [(days, "d"), (hours, "h"), (minutes, "min")]
+    first = next((i for i, (n, _) in enumerate(units) if n), None)
+    span = "less than 1 min" if first is None else " ".join(f"{n} {u}" for n, u in units[first : first + 2] if n)
+    return f"in {span}" if seconds >= 0 else f"{span} ago"
+
+
 def pretty_json(value: object) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS).decode()
 
@@ -171,6 +189,7 @@ def _environment() -> jinja2.Environment:
     env.filters["value"] = show_value
     env.filters["json"] = pretty_json
     env.filters["breakable"] = breakable
+    env.filters["relative"] = relative
     env.globals.update(version=mandate.__version__, verdicts=VERDICTS, stages=STAGES)
     return env
 
@@ -895,6 +914,8 @@ async def decision_page(request: Request, decision_id: str) -> Response:
                     flips=stored_flips(state(request).governance, verdict) if verdict else [],
                 )
             )
+        approvals, findings = await decision_approvals(conn, request, rows[-1], stages)
+    now = datetime.now(UTC)
     place_params = {"organization_id": str(org), "domain": domain, "tz": None if clock is UTC_CLOCK else clock.name}
     return page(
         "decision.html",
@@ -907,8 +928,48 @@ async def decision_page(request: Request, decision_id: str) -> Response:
         back_url=link("/", place_params),
         specs_url=link("/specs", place_params),
         scopes_url=link("/scopes", place_params),
+        approvals=[a.to_dict(now) for a in approvals],
+        findings=findings,
+        now=now,
+        stage_url=lambda decision_id, where, stage: decision_url(
+            {"decision_id": decision_id, "domain": where, "stage": stage}, place_params
+        ),
         **governance_links(place_params),
     )
+
+
+async def decision_approvals(
+    conn: Conn, request: Request, decision: Row, stages: list[StageView]
+) -> tuple[list[Approval], list[Row]]:
+    """The approval requests of a decision's PAUSEd stages, then those its resumes presented (each explanation's
+    `approval` section) that the token may see, and the decision's findings."""
+    own = await aq.of_decision(conn, decision["decision_id"])
+    known = {a.approval_id for a in own}
+    presented: list[UUID] = []
+    for s in stages:
+        section = (s.explanation or {}).get("approval")
+        if not isinstance(section, Mapping):
+            continue
+        try:
+            key = UUID(str(section.get("approval_id")))
+        except ValueError:
+            continue
+        if key not in known:
+            known.add(key)
+            presented.append(key)
+    p = principal(request)
+    approvals = [a for a in [*own, *await aq.get_many(conn, presented)] if workflow.visible(p, a)]
+    findings, _ = await aq.list_findings(
+        conn,
+        organization_id=decision["organization_id"],
+        domains=None,
+        domain=decision["domain"],
+        decision_id=decision["decision_id"],
+        token_id=p.own_decisions_only,
+        limit=max(PAGE_SIZES),
+        cursor=None,
+    )
+    return approvals, findings
 
 
 def governance_links(params: Mapping[str, str | None]) -> dict[str, Any]:
