@@ -56,6 +56,18 @@ async def of_decision(conn: AsyncConnection[Row], decision_id: UUID) -> list[App
     return await _with_events(conn, rows)
 
 
+async def get_many(conn: AsyncConnection[Row], approval_ids: Sequence[UUID]) -> list[Approval]:
+    """The requests with these ids that exist, oldest first (the approvals a decision's resumes presented)."""
+    if not approval_ids:
+        return []
+    rows = await (
+        await conn.execute(
+            _REQUEST + " WHERE a.approval_id = ANY(%s) ORDER BY a.created_at, a.approval_id", [list(approval_ids)]
+        )
+    ).fetchall()
+    return await _with_events(conn, rows)
+
+
 async def lock(conn: AsyncConnection[Row], approval_id: UUID) -> None:
     """Serialise state changes of one request until the transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s::text, 12))", [approval_id])
@@ -296,3 +308,35 @@ async def list_findings(
     rows = rows[:limit]
     next_cursor = Cursor(rows[-1]["created_at"], rows[-1]["finding_id"]).encode() if more and rows else None
     return rows, next_cursor
+
+
+async def count_requests(
+    conn: AsyncConnection[Row],
+    *,
+    organization_id: UUID | None,
+    domains: Sequence[str] | None,
+    domain: str | None,
+    token_id: UUID | None = None,
+    now: datetime,
+) -> dict[str, int]:
+    """How many requests of the caller's domains are in each state at `now` (`list_requests`' filters, no page)."""
+    clauses: list[sql.Composable] = [sql.SQL("true")]
+    params: list[Any] = []
+    for clause, value in (
+        ("a.organization_id = %s", organization_id),
+        ("a.domain = ANY(%s)", None if domains is None else list(domains)),
+        ("a.domain = %s", domain),
+        ("a.token_id = %s", token_id),
+    ):
+        if value is not None:
+            clauses.append(sql.SQL(clause))
+            params.append(value)
+    columns = sql.SQL(", ").join(
+        sql.SQL("count(*) FILTER (WHERE {}) AS {}").format(_STATE[name], sql.Identifier(name)) for name in STATES
+    )
+    reads_now = [now for name in STATES if name in ("pending", "approved", "expired")]  # one placeholder each
+    query = sql.SQL("SELECT {} FROM mandate.approval_requests a WHERE {}").format(
+        columns, sql.SQL(" AND ").join(clauses)
+    )
+    row = await (await conn.execute(query, [*reads_now, *params])).fetchone()
+    return {name: int(row[name]) if row else 0 for name in STATES}
