@@ -68,6 +68,8 @@ RULES: dict[tuple[str, str], Permission | None] = {
     ("GET", "/overview"): Permission.READ,
     ("GET", "/policies/{policy_id}"): Permission.READ,
     ("GET", "/scopes/{scope_id}"): Permission.READ,
+    ("GET", "/approvals"): Permission.READ,  # the queue, read-only: approving is POST /api/approvals/…
+    ("GET", "/findings"): Permission.READ,
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): PUBLIC,

@@ -30,7 +30,20 @@ from mandate.db.connect import use_fast_json
 from mandate.db.pool import WAIT_S, ServerPool
 from mandate.group_commit import GroupCommit
 from mandate.telemetry import from_environment as telemetry_from_environment
-from mandate.web import api, apidocs, approvals, authzen, catalog, errors, login, overview, shadow, tokens, ui
+from mandate.web import (
+    api,
+    apidocs,
+    approvals,
+    authzen,
+    catalog,
+    errors,
+    login,
+    overview,
+    shadow,
+    tokens,
+    ui,
+    ui_approvals,
+)
 from mandate.web.access import authorize
 from mandate.web.auth import Authenticate, Failures, Tokens
 from mandate.web.errors import BodyTooLarge, JSONResponse, error_body, printable_text
@@ -112,6 +125,7 @@ def create_app(
     app.include_router(tokens.router)
     app.include_router(approvals.router)
     app.include_router(ui.router)
+    app.include_router(ui_approvals.router)
     app.include_router(overview.router)
     app.include_router(catalog.router)
     app.include_router(login.router)
