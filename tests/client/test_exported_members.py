@@ -8,6 +8,14 @@ import sys
 import mandate.client as sdk
 
 EXPECTED = {
+    "Approval",
+    "ApprovalConflict",
+    "ApprovalEvent",
+    "ApprovalRequirement",
+    "ApprovalState",
+    "ApprovalTimeout",
+    "Approvals",
+    "AsyncApprovals",
     "AsyncGuard",
     "AsyncMandateClient",
     "Blocked",
@@ -46,6 +54,10 @@ def test_no_public_name_outside_all() -> None:
 
 
 def test_error_tree() -> None:
+    assert issubclass(sdk.ApprovalConflict, sdk.MandateConflict)
+    # A PAUSE nobody resolved in time is a refusal, never swallowed by a fallback for an unreachable Mandate.
+    assert issubclass(sdk.ApprovalTimeout, sdk.Paused)
+    assert not issubclass(sdk.ApprovalTimeout, sdk.MandateError)
     for error in (
         sdk.MandateValidationError,
         sdk.MandateNotFound,

@@ -11,12 +11,19 @@ Mandate stored; it holds no governance logic. Its only dependency is httpx.
                                         "environment": "production"})
         print(verdict.verdict, verdict.summary)   # PAUSE PAUSE by policy-pause-large-files-v1 (…)
 
+A PAUSE can be waited out: `decide(..., on_pause="wait")` long-polls its approval request and, once approved,
+resumes with it. Approvers use `mandate.approvals` (list, approve, reject).
+
 See `docs/sdk.md`. Errors are drawn in `mandate.client._exceptions`.
 """
 
+from mandate.client._approval import Approval, ApprovalEvent, ApprovalRequirement, ApprovalState
+from mandate.client._approvals import Approvals, AsyncApprovals
 from mandate.client._async_client import AsyncMandateClient
 from mandate.client._client import MandateClient
 from mandate.client._exceptions import (
+    ApprovalConflict,
+    ApprovalTimeout,
     Blocked,
     MandateAPIError,
     MandateConflict,
@@ -32,6 +39,14 @@ from mandate.client._guard import AsyncGuard, Guard, OnPause
 from mandate.client._verdict import Verdict, VerdictName
 
 __all__ = [
+    "Approval",
+    "ApprovalConflict",
+    "ApprovalEvent",
+    "ApprovalRequirement",
+    "ApprovalState",
+    "ApprovalTimeout",
+    "Approvals",
+    "AsyncApprovals",
     "AsyncGuard",
     "AsyncMandateClient",
     "Blocked",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -13,6 +14,8 @@ from uuid import UUID, uuid4
 import httpx
 
 from mandate.client import _trace, _wire
+from mandate.client._approvals import AsyncApprovals
+from mandate.client._exceptions import MandateConflict, MandateError
 from mandate.client._guard import AsyncGuard, ContextArg, OnPause, TargetArg, TextArg
 from mandate.client._verdict import Verdict
 
@@ -57,6 +60,8 @@ class AsyncMandateClient:
             transport=transport,
             event_hooks={"request": [_trace.ainject]},
         )
+        self.approvals = AsyncApprovals(self)
+        """The approval requests of PAUSEs: list, get, wait, approve, reject, withdraw."""
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -87,12 +92,16 @@ class AsyncMandateClient:
         params: Mapping[str, str] | None = None,
         idempotent: bool = True,
         retry_status: bool = True,
+        timeout: httpx.Timeout | None = None,
+        conflict: type[MandateConflict] = MandateConflict,
     ) -> Any:
         policy = self._retry
         for attempt in range(1, policy.attempts + 1):
             last = attempt == policy.attempts
             try:
-                response = await self._http.request(method, path, json=json, params=params)
+                response = await self._http.request(
+                    method, path, json=json, params=params, timeout=self._http.timeout if timeout is None else timeout
+                )
             except httpx.TransportError as exc:
                 if last or not _wire.retryable_exception(exc, idempotent=idempotent):
                     raise _wire.unreachable(exc, self.base_url, attempt) from exc
@@ -101,7 +110,7 @@ class AsyncMandateClient:
             if not last and retry_status and _wire.retryable_status(response.status_code, idempotent=idempotent):
                 await asyncio.sleep(policy.delay(attempt, _wire.retry_after(response)))
                 continue
-            return _wire.answer(response)
+            return _wire.answer(response, conflict)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     # -- decisions -----------------------------------------------------------------------------------------------
@@ -120,13 +129,23 @@ class AsyncMandateClient:
         organization_id: str | UUID | None = None,
         domain: str | None = None,
         timestamp: datetime | None = None,
+        on_pause: _wire.OnPauseDecide = "return",
+        wait_timeout: float = _wire.DEFAULT_WAIT_TIMEOUT_S,
     ) -> Verdict:
         """Ask Mandate before (or tell it after) acting. Returns the verdict; raises `MandateValidationError` for
         invalid attribution or signals, `MandateConflict` when this (decision_id, stage) was sent with another
         body, `MandateUnavailable` when Mandate cannot answer.
 
         The decision_id is fixed (a new uuid4 unless given) before the first attempt, so a retry after a lost
-        answer gets the stored verdict back (`idempotent_replay`) instead of creating a second decision."""
+        answer gets the stored verdict back (`idempotent_replay`) instead of creating a second decision.
+
+        `on_pause="wait"`: a PAUSE is waited out, up to `wait_timeout` seconds (at most a day). Approved: the same
+        action is sent again as a new decision with the approval (a resume), and that verdict is returned — ALLOW,
+        or BLOCK when the approval no longer covers it. Rejected, withdrawn, expired (or used by another resume):
+        the PAUSE is returned, `approval.state` saying which. Still pending at the deadline: `ApprovalTimeout`. An
+        error while waiting is a `Paused` (never a `MandateError`). Fail closed: a PAUSE becomes ALLOW only by an
+        approved resume."""
+        _wire.check_wait(on_pause, wait_timeout)
         body = _wire.decision_body(
             decision_id=uuid4() if decision_id is None else _wire.to_uuid(decision_id),
             organization_id=_wire.require(
@@ -142,7 +161,18 @@ class AsyncMandateClient:
             timestamp=timestamp,
             unstructured_context=unstructured_context,
         )
-        return _wire.verdict(await self._request("POST", "/api/decisions", json=body))
+        verdict = _wire.verdict(await self._request("POST", "/api/decisions", json=body))
+        if on_pause == "return" or not verdict.paused:
+            return verdict
+        approval_id = _wire.waitable(verdict)
+        try:
+            approval = await self.approvals.wait(approval_id, timeout=wait_timeout)
+        except MandateError as exc:
+            raise _wire.wait_failed(verdict, exc, wait_timeout) from exc
+        if not _wire.after_wait(verdict, approval, wait_timeout):
+            return replace(verdict, approval=approval)
+        resume = _wire.resume_body(body, approval_id)
+        return replace(_wire.verdict(await self._request("POST", "/api/decisions", json=resume)), approval=approval)
 
     async def report_outcome(
         self,

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any, Literal, cast
 from uuid import UUID
 
+from mandate.client._approval import Approval
+
 VerdictName = Literal["ALLOW", "PAUSE", "BLOCK", "OBSERVE"]
 _NAMES = frozenset({"ALLOW", "PAUSE", "BLOCK", "OBSERVE"})
 
@@ -19,7 +21,10 @@ class Verdict:
 
     `summary` is the one-line human sentence ("BLOCK by policy-… (scope …, owner dba-team): backup_first ==
     false"); `explanation` is the full structured explanation the server stored (every candidate policy and
-    condition, provenance of observed signals, errors)."""
+    condition, provenance of observed signals, errors).
+
+    `approval_id` names a PAUSE's approval request (wait on it, resume with it). `approval` is that request as
+    `decide(on_pause="wait")` last saw it — its `state` says how the wait ended — and None otherwise."""
 
     verdict: VerdictName
     summary: str
@@ -40,7 +45,9 @@ class Verdict:
     pause_requires: tuple[str, ...]
     pause_expires_at: datetime | None
     idempotent_replay: bool = False
+    approval_id: UUID | None = None
     explanation: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False, repr=False)
+    approval: Approval | None = field(default=None, compare=False, repr=False)
 
     @property
     def allowed(self) -> bool:
@@ -75,6 +82,7 @@ class Verdict:
         requires = body.get("pause_requires") if "pause_requires" in body else pause.get("requires")
         expires = body.get("pause_expires_at") if "pause_expires_at" in body else pause.get("expires_at")
         snapshot_version = _first(body, "snapshot_version", snapshot.get("version"))
+        approval_id = _obj(body.get("approval_request")).get("approval_id")
         return cls(
             verdict=cast(VerdictName, name),
             summary=str(body.get("summary") or explanation.get("summary") or ""),
@@ -95,6 +103,7 @@ class Verdict:
             pause_requires=tuple(str(r) for r in requires or ()),
             pause_expires_at=None if expires is None else datetime.fromisoformat(str(expires)),
             idempotent_replay=bool(body.get("idempotent_replay", False)),
+            approval_id=None if approval_id is None else UUID(str(approval_id)),
             explanation=explanation,
         )
 

@@ -7,29 +7,39 @@ Retries. A request is sent at most `retries + 1` times, with exponential backoff
   — the client fixes the decision_id before the first attempt) are retried on any connection error, timeout or
   dropped connection, and on 502/503/504.
 - Outcome reports are not idempotent (each one appends a timeline entry), so they are retried only when the request
-  certainly did not reach the server: a refused connection, a connect or pool timeout, or a 503.
+  certainly did not reach the server: a refused connection, a connect or pool timeout, or a 503. Nor are approve,
+  reject and withdraw (a second one is refused with 409), so they are retried the same way.
+
+Waiting for an approval. `GET /api/approvals/{id}?wait=N` answers when the request leaves `pending`, or after N
+seconds (the server's bound is 60). A wait asks in rounds of `LONG_POLL_S` until its deadline; Mandate unreachable
+meanwhile is asked again (with the retry policy's backoff) until the deadline, since a PAUSE stays a PAUSE whether
+or not Mandate can be reached.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-from uuid import UUID
+from typing import Any, Literal
+from uuid import UUID, uuid4
 
 import httpx
 
 from mandate import __version__
+from mandate.client._approval import Approval, ApprovalState
 from mandate.client._exceptions import (
+    ApprovalTimeout,
     MandateAPIError,
     MandateConflict,
     MandateError,
     MandateNotFound,
     MandateUnavailable,
     MandateValidationError,
+    Paused,
     Problem,
 )
 from mandate.client._verdict import Verdict
@@ -39,6 +49,13 @@ RETRY_STATUSES = frozenset({502, 503, 504})
 DEFAULT_TIMEOUT_S = 15.0
 """Per attempt: longer than the server's own bound (10 s while its database is down, docs/reliability.md), so a
 client sees the server's 503 — and retries it — rather than a timeout of its own."""
+LONG_POLL_S = 30.0
+"""Seconds one long-poll asks the server to hold the answer (the server allows up to 60)."""
+DEFAULT_WAIT_TIMEOUT_S = 600.0
+MAX_WAIT_TIMEOUT_S = 86_400.0
+"""The longest `decide(on_pause="wait")` and `approvals.wait` may wait: a day. A PAUSE expires on its own clock
+(the spec's timeout), after which the wait ends as `expired` anyway."""
+OnPauseDecide = Literal["return", "wait"]
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
@@ -105,8 +122,8 @@ def headers(token: str | None) -> dict[str, str]:
     return h
 
 
-def answer(response: httpx.Response) -> Any:
-    """The JSON of a successful answer, or the typed error for an unsuccessful one."""
+def answer(response: httpx.Response, conflict: type[MandateConflict] = MandateConflict) -> Any:
+    """The JSON of a successful answer, or the typed error for an unsuccessful one (`conflict` for a 409)."""
     try:
         body = response.json()
     except ValueError:
@@ -119,10 +136,10 @@ def answer(response: httpx.Response) -> Any:
                 status_code=response.status_code,
             )
         return body
-    raise error(response, body)
+    raise error(response, body, conflict)
 
 
-def error(response: httpx.Response, body: Any) -> MandateError:
+def error(response: httpx.Response, body: Any, conflict: type[MandateConflict] = MandateConflict) -> MandateError:
     status = response.status_code
     payload: dict[str, Any] = body if isinstance(body, dict) else {}
     err = payload.get("error")
@@ -145,7 +162,7 @@ def error(response: httpx.Response, body: Any) -> MandateError:
     if status == 404:
         return MandateNotFound(text, **kwargs)
     if status == 409:
-        return MandateConflict(text, **kwargs)
+        return conflict(text, **kwargs)
     if status in RETRY_STATUSES:
         return MandateUnavailable(text, **kwargs)
     return MandateAPIError(text, **kwargs)
@@ -235,3 +252,112 @@ def verdict_for_stage(body: Mapping[str, Any], stage: str | None) -> Mapping[str
         if row.get("stage") == stage:
             return dict(row)
     raise MandateNotFound(f"decision {body.get('decision_id')} has no verdict at stage {stage}", status_code=404)
+
+
+# -- approvals -----------------------------------------------------------------------------------------------------
+
+
+def check_wait(on_pause: str, wait_timeout: float) -> None:
+    """ValueError, before anything is sent, for an `on_pause` or a `wait_timeout` `decide` cannot honour."""
+    if on_pause not in ("return", "wait"):
+        raise ValueError(f"on_pause must be 'return' or 'wait' (got {on_pause!r})")
+    check_timeout(wait_timeout, "wait_timeout")
+
+
+def check_timeout(seconds: float, name: str) -> None:
+    if not 0 < seconds <= MAX_WAIT_TIMEOUT_S:
+        raise ValueError(f"{name} must be more than 0 and at most {MAX_WAIT_TIMEOUT_S:g} seconds (got {seconds!r})")
+
+
+def resume_body(body: Mapping[str, Any], approval_id: UUID) -> dict[str, Any]:
+    """The same action as `body`, sent again as a new decision with the approval it proceeds with."""
+    return {**body, "decision_id": str(uuid4()), "approval_id": str(approval_id)}
+
+
+def approval_path(approval_id: UUID | str, action: str | None = None) -> str:
+    path = f"/api/approvals/{to_uuid(approval_id)}"
+    return path if action is None else f"{path}/{action}"
+
+
+def resolution_body(requirement: str | None = None, reason: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if requirement is not None:
+        body["requirement"] = requirement
+    if reason is not None:
+        body["reason"] = reason
+    return body
+
+
+def approval(body: Any) -> Approval:
+    try:
+        return Approval.from_json(body)
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise MandateAPIError(
+            f"the server's answer is not a Mandate approval request ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def approval_page(page: Any) -> tuple[list[Approval], str | None]:
+    try:
+        items, cursor = page["items"], page.get("next_cursor")
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise MandateAPIError(f"the server's answer is not a page of approvals ({type(exc).__name__}: {exc})") from exc
+    return [approval(item) for item in items], cursor
+
+
+def approval_params(
+    state: ApprovalState, domain: str | None, organization_id: object, page_size: int, cursor: str | None
+) -> dict[str, str]:
+    return list_params({"state": state, "domain": domain}, organization_id, page_size, cursor)
+
+
+def long_poll_timeout(base: httpx.Timeout, wait: float) -> httpx.Timeout:
+    """The client's timeout with the read bound extended by the `wait` the server holds the answer."""
+    return httpx.Timeout(
+        connect=base.connect, read=None if base.read is None else base.read + wait, write=base.write, pool=base.pool
+    )
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a wait ends, on the monotonic clock."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def left(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def poll(self) -> float:
+        """Seconds the next long-poll asks the server to wait."""
+        return round(min(LONG_POLL_S, self.left()), 3)
+
+
+def waitable(verdict: Verdict) -> UUID:
+    """The approval request a PAUSE waits on; `Paused` when the server did not name one (fail closed)."""
+    if verdict.approval_id is None:
+        raise Paused(
+            verdict,
+            f"PAUSE without an approval request, so there is nothing to wait for (a server older than approvals?): "
+            f"do not act; {verdict.summary}",
+        )
+    return verdict.approval_id
+
+
+def wait_failed(verdict: Verdict, exc: MandateError, waited: float) -> Paused:
+    """What `decide(on_pause="wait")` raises when waiting failed: never a `MandateError`, which a fallback for an
+    unreachable Mandate could catch and act on. Unreachable until the deadline is a timeout."""
+    if isinstance(exc, MandateUnavailable):
+        return ApprovalTimeout(verdict, None, waited)
+    return Paused(verdict, f"PAUSE, and waiting for approval {verdict.approval_id} failed ({exc}): do not act")
+
+
+def after_wait(verdict: Verdict, approval: Approval, waited: float) -> bool:
+    """Whether to resume: True when the request was approved. Still pending is `ApprovalTimeout`; any other state
+    (rejected, withdrawn, expired, consumed by another resume) is False: the PAUSE stands."""
+    if approval.pending:
+        raise ApprovalTimeout(verdict, approval, waited)
+    return approval.approved
