@@ -14,6 +14,7 @@ import typer
 from rich.text import Text
 
 import mandate
+from mandate.approvals_commands import approvals_app
 from mandate.auth_commands import roles_app, token_app
 from mandate.console import err, out, settings
 from mandate.db import embedded
@@ -33,6 +34,7 @@ db_app = typer.Typer(help="Where the database is; start, stop and inspect the em
 app.add_typer(db_app, name="db")
 db_app.add_typer(roles_app, name="roles")
 app.add_typer(token_app, name="token")
+app.add_typer(approvals_app, name="approvals")
 app.add_typer(migrate_app, name="migrate")
 app.add_typer(backup_app, name="backup")
 app.add_typer(webhooks_app, name="webhooks")
