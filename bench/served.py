@@ -52,9 +52,11 @@ def serve(
     variant: str | None = None,
     pythonpath: str = "",
     workers: int = WORKERS,
+    auth: bool = False,
 ) -> Iterator[Served]:
     """Run `python -m mandate serve --workers N` on 127.0.0.1 against `database_url` until the block ends (or, with
-    `variant`, the same server changed as bench/variants.py says)."""
+    `variant`, the same server changed as bench/variants.py says). With `auth`, the server is started as in
+    production (authentication on): the load must send a token (bench/auth.py issues one)."""
     port = free_port()
     log = work / f"serve-{port}.log"
     env = {**os.environ, "DATABASE_URL": database_url}
@@ -62,9 +64,12 @@ def serve(
         env["PYTHONPATH"] = os.pathsep.join(p for p in (pythonpath, env.get("PYTHONPATH", "")) if p)
     if variant is None:
         command = [sys.executable, "-m", "mandate", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        # Loopback without authentication, as the recorded results were measured (its cost: not yet benchmarked).
-        command += ["--workers", str(workers), "--insecure-no-auth"]
+        # Loopback without authentication, as the recorded results were measured; its cost is measured by
+        # bench/auth.py (both ways in one run, docs/benchmarks.md "Authentication on vs off").
+        command += ["--workers", str(workers)] + ([] if auth else ["--insecure-no-auth"])
     else:
+        if auth:
+            raise ValueError("the variants of bench/variants.py run without authentication")
         root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (env.get("PYTHONPATH", ""), root) if p)
         env["MANDATE_BENCH_WORKERS"] = str(workers)
