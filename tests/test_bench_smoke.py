@@ -1,4 +1,5 @@
-"""The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results.
+"""The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results;
+bench/approvals.py, which `bench all` does not run, runs alone with `--quick`.
 
 Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
 the current code, store what they load, and produce the report.
@@ -38,3 +39,25 @@ def test_every_benchmark_runs_quick_and_writes_its_results(tmp_path: Path) -> No
         s["verdicts_agree"] == s["verdicts_compared"] for s in results["evaluator"]["sizes"] if "verdicts_agree" in s
     )
     assert (out / "benchmarks.md").read_text().startswith("# Benchmarks")
+
+
+@pytest.mark.slow
+def test_the_approvals_benchmark_runs_quick_and_verifies_what_it_loaded(tmp_path: Path) -> None:
+    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
+    out = tmp_path / "approvals.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.approvals", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())  # its targets may be missed here: nothing about speed is asserted
+    resume, long_poll = results["resume"], results["long_poll"]
+    assert resume["ok"], resume["stored"]
+    assert resume["stored"]["resumes_consumed_with_allow"] == resume["stored"]["resumes_sent"] > 0
+    assert long_poll["ok"] and long_poll["statuses"] == {"200": long_poll["polls"]}, long_poll
+    assert long_poll["woken_states"] == ["approved"] and long_poll["others_states"] == ["pending"]
