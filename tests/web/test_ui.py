@@ -882,3 +882,14 @@ def test_a_skip_link_leads_to_the_content(live_ui: LiveServer) -> None:
     page = dom(live_ui.client.get("/"))
     first_link = page.find("a")
     assert first_link.attrs["href"] == "#main" and page.find("main", id="main")
+
+
+def test_an_unknown_page_is_a_page_for_browsers_and_json_for_programs(live_ui: LiveServer) -> None:
+    page = live_ui.client.get("/no-such-page/<b>", headers={"accept": "text/html,application/xhtml+xml"})
+    assert page.status_code == 404 and page.headers["content-type"].startswith("text/html")
+    assert "There is no page at /no-such-page/" in page.text and "<b>" not in page.text
+    assert 'href="/' in page.text  # a way back
+    program = live_ui.client.get("/no-such-page", headers={"accept": "application/json"})
+    api = live_ui.client.get("/api/no-such-route", headers={"accept": "text/html"})
+    for r in (program, api):
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")

@@ -254,7 +254,21 @@ def install(app: FastAPI) -> None:
             headers["allow"] = ", ".join(_allowed_methods(request))
         if exc.status_code == 413:
             headers["connection"] = "close"  # the rest of the body is still on the wire
+        if exc.status_code == 404 and _wants_a_page(request):
+            from mandate.web.ui import not_found  # the UI imports this module
+
+            return not_found(
+                f"There is no page at {printable_text(request.url.path, 200)}.",
+                "The address may be mistyped, or the page moved: the decisions, scopes and specs are in the menu.",
+            )
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+def _wants_a_page(request: Request) -> bool:
+    """A browser asking for a page (not the API, not a program that asked for JSON)."""
+    path = request.url.path
+    accept = request.headers.get("accept", "")
+    return not path.startswith("/api/") and path != "/api" and "text/html" in accept
 
 
 async def reject_attribution(request: Request, sent: Any, exc: IngestError) -> JSONResponse:
