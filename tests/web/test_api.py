@@ -533,6 +533,7 @@ def test_a_decision_is_found_by_a_unique_prefix_of_its_id(api: LiveServer) -> No
     r = api.client.get("/api/decisions/b7e81c", params={"domain": "config-management"})
     assert r.status_code == 307
     assert r.headers["location"] == f"/api/decisions/{ids[2]}?domain=config-management"
+    assert r.json() == {"decision_id": ids[2], "location": r.headers["location"]}
     followed = api.client.get("/api/decisions/b7e81c", follow_redirects=True)
     assert (followed.status_code, followed.json()["decision_id"]) == (200, ids[2])
     assert api.client.get("/api/v1/decisions/B7E8-1C3A").headers["location"] == f"/api/v1/decisions/{ids[2]}"

@@ -18,7 +18,7 @@ from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 import mandate
@@ -414,7 +414,9 @@ async def get_decision(
     except ValueError:
         whole = await _unique_prefix(request, decision_id)
         query = f"?{request.url.query}" if request.url.query else ""
-        return RedirectResponse(f"{request.url.path.rsplit('/', 1)[0]}/{whole}{query}", status_code=307)
+        location = f"{request.url.path.rsplit('/', 1)[0]}/{whole}{query}"
+        body = {"decision_id": str(whole), "location": location}
+        return JSONResponse(body, status_code=307, headers={"location": location})
     rows = await _decision_rows(request, key)
     return JSONResponse({"decision_id": str(key), "stages": rows, **rows[-1]})
 

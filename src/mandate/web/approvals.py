@@ -189,20 +189,38 @@ async def _resolve(
     return JSONResponse(approval.to_dict(now), status_code=201)
 
 
-@router.post("/api/approvals/{approval_id}/approve", tags=["approvals"], dependencies=JSON_BODY, **doc.approval_action)
+@router.post(
+    "/api/approvals/{approval_id}/approve",
+    tags=["approvals"],
+    status_code=201,
+    dependencies=JSON_BODY,
+    **doc.approval_action,
+)
 async def approve(request: Request, approval_id: UUID, body: Resolution) -> JSONResponse:
     """Satisfy one requirement (name it when there are several). Approved once every requirement is, each by a
     different approver; 409 when it is not pending (expired says so: expired is not rejected)."""
     return await _resolve(request, approval_id, "approved", body.requirement, body.reason)
 
 
-@router.post("/api/approvals/{approval_id}/reject", tags=["approvals"], dependencies=JSON_BODY, **doc.approval_action)
+@router.post(
+    "/api/approvals/{approval_id}/reject",
+    tags=["approvals"],
+    status_code=201,
+    dependencies=JSON_BODY,
+    **doc.approval_action,
+)
 async def reject(request: Request, approval_id: UUID, body: Withdrawal) -> JSONResponse:
     """Reject the request (only while pending). The agent must not proceed; a resume with it is refused."""
     return await _resolve(request, approval_id, "rejected", None, body.reason)
 
 
-@router.post("/api/approvals/{approval_id}/withdraw", tags=["approvals"], dependencies=JSON_BODY, **doc.approval_action)
+@router.post(
+    "/api/approvals/{approval_id}/withdraw",
+    tags=["approvals"],
+    status_code=201,
+    dependencies=JSON_BODY,
+    **doc.approval_action,
+)
 async def withdraw(request: Request, approval_id: UUID, body: Withdrawal) -> JSONResponse:
     """The agent no longer wants to act (while pending, or approved and not yet used)."""
     return await _resolve(request, approval_id, "withdrawn", None, body.reason)

@@ -38,6 +38,13 @@ class Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class Redirect(BaseModel):
+    """A unique prefix answered with the whole id, for clients that do not follow redirects."""
+
+    decision_id: str
+    location: str
+
+
 class Health(Open):
     status: Literal["ok", "unavailable", "migrating"]
     version: str
@@ -142,6 +149,7 @@ page = _spec(Page, 200, *_READ)
 items = _spec(Items, 200, *_READ)
 decision_detail = _spec(DecisionDetail, 200, *_READ, 404, 409)
 decision_detail["responses"][307] = {
+    "model": Redirect,
     "description": "A unique prefix of a decision id (≥ 6 hex digits): redirected to the whole id",
     "headers": {"Location": {"schema": {"type": "string"}, "description": "/api/decisions/{the whole id}"}},
 }
