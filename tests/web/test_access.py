@@ -22,7 +22,7 @@ from mandate.web import access
 from mandate.web.app import create_app
 from mandate.web.auth import COOKIE, MAX_FAILURES, Failures
 from tests.web.conftest import bearer, issue_token, start_server
-from tests.web.test_api import CRITICAL_DROP, ORG, flat
+from tests.web.test_api import CRITICAL_DROP, LARGE_WRITE, ORG, flat
 
 OWN, OTHER, MISSING = "config-management", "customer-support", "no-such-domain"
 OTHER_ORG = "0b7c6f7e-9a1d-4c3b-8e2f-5a6d7c8b9e01"
@@ -146,8 +146,52 @@ def concrete(path: str, w: World, where: str) -> str:
     )
 
 
+PAUSES = {
+    "own": (flat(*LARGE_WRITE), "compliance-review"),
+    "other": (
+        flat(
+            "issue_refund",
+            "pre_commit",
+            "chatbot-v3",
+            "customer:c-1",
+            {"has_monetary_value": True, "policy_keyword": "refund", "monetary_amount": 250},
+            "chat-api",
+            "chatbot-v3",
+            domain=OTHER,
+        ),
+        "compliance-team",
+    ),
+}
+"""A PAUSE in each domain and the requirement an approver satisfies on it."""
+
+
+def fresh_approval(client: httpx.Client, w: World, where: str, token: str) -> tuple[str, str]:
+    """A new pending approval request of `where` (each action resolves one), sent by `token` when it may decide
+    there (an agent reads and withdraws only what it sent), else by the admin token."""
+    if where == "missing":
+        return str(uuid.uuid4()), "compliance-review"
+    body, requirement = PAUSES[where]
+    body = {**body, "decision_id": str(uuid.uuid4()), "timestamp": datetime.now(UTC).isoformat()}
+    sent = client.post("/api/decisions", json=body, headers=bearer(token)) if token else None
+    if sent is None or sent.status_code != 201:
+        sent = client.post("/api/decisions", json=body, headers=bearer(w.tokens["admin"]))
+    assert sent.status_code == 201 and sent.json()["verdict"] == "PAUSE", sent.text
+    return sent.json()["approval_request"]["approval_id"], requirement
+
+
 def request(client: httpx.Client, method: str, path: str, w: World, where: str, token: str) -> httpx.Response:
     url = concrete(path, w, where)
+    if "{approval_id}" in path:
+        approval_id, requirement = fresh_approval(client, w, where, token)
+        url = url.replace("{approval_id}", approval_id)
+        if path.endswith("/events"):  # a stream that lasts while the request is pending: its status and headers
+            with client.stream("GET", url, headers=bearer(token) if token else {}) as r:
+                if r.status_code != 200:
+                    r.read()
+                return r
+        if method == "POST":
+            body = {"requirement": requirement} if path.endswith("/approve") else {"reason": "access test"}
+            return client.post(url, json=body, headers=bearer(token) if token else {})
     domain = {"own": OWN, "other": OTHER, "missing": MISSING}[where]
     headers = bearer(token) if token else {}
     if method == "GET":
