@@ -95,6 +95,9 @@ class _Recorder:
     async def fetchone(self) -> dict[str, int]:
         return {"inserted": 1}
 
+    async def fetchall(self) -> list[dict[str, Any]]:
+        return []  # the reads before the write (an `executed` stage's earlier stages): none, as for a new decision
+
 
 async def _write_sets(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
     from mandate import service
@@ -109,7 +112,7 @@ async def _write_sets(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str,
         req = to_request(DecisionBody.model_validate(data), datetime.now(UTC))
         recorder = _Recorder()
         result = await service.ingest(recorder, governance, req)  # type: ignore[arg-type]  # records, sends nothing
-        statement, params = recorder.calls[0]
+        statement, params = recorder.calls[-1]  # the write; reads, if any, came before it
         params = {**params, "verdict_id": SENTINEL_VERDICT}
         out.append((statement, params))
         assert result.created
@@ -137,6 +140,8 @@ def pgbench_scripts(url: str, work: Path, tag: str) -> tuple[list[Path], list[st
                 for v in _ordered_values(statement, params, len(types))
             ]
             decision = f"('{tag}-{i:04x}-4000-8000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid"
+            # The verdict id appears more than once (a PAUSE's approval request is keyed by it): one value per row.
+            verdict = f"('{tag}-{i:04x}-4000-9000-' || lpad(to_hex(:n::bigint), 12, '0'))::uuid"
 
             def param(match: re.Match[str], i: int = i, values: list[Any] = values, types: list[str] = types) -> str:
                 k = int(match.group(1)) - 1
@@ -144,7 +149,7 @@ def pgbench_scripts(url: str, work: Path, tag: str) -> tuple[list[Path], list[st
                 if value == str(SENTINEL_DECISION):
                     return decision  # noqa: B023 - bound per script on purpose
                 if value == str(SENTINEL_VERDICT):
-                    return "gen_random_uuid()"
+                    return verdict  # noqa: B023 - bound per script on purpose
                 if value is None:
                     return f"NULL::{kind}"
                 defines[f"s{i}_{k + 1}"] = value
