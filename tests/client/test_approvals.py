@@ -76,6 +76,35 @@ def test_wait_resumes_once_approved_and_returns_the_allow(people: People) -> Non
         assert agent.get_verdict(verdict.approval.decision_id).verdict == "PAUSE"
 
 
+def test_decide_with_an_approval_resolved_elsewhere_resumes_the_same_action_only(people: People) -> None:
+    with people.client("agent") as agent, people.client("bob") as bob:
+        paused = agent.decide(WRITE.intent, WRITE.stage, **WRITE.decide_args())
+        assert paused.paused and paused.approval_id is not None
+        bob.approvals.approve(paused.approval_id, reason="reviewed")
+        # Another action (a bigger write) with the approval: refused, the approval not used.
+        bigger = {**WRITE.decide_args(), "context": {**WRITE.context, "content_length": 25_000_000}}
+        other = agent.decide(WRITE.intent, WRITE.stage, approval_id=paused.approval_id, **bigger)
+        assert other.blocked and other.explanation["approval"]["accepted"] is False
+        # The approved action: ALLOW, and the approval is used up.
+        resumed = agent.decide(WRITE.intent, WRITE.stage, approval_id=str(paused.approval_id), **WRITE.decide_args())
+        assert (resumed.verdict, resumed.reason) == ("ALLOW", "approved")
+        assert agent.approvals.get(paused.approval_id).state == "consumed"
+
+
+def test_async_decide_with_an_approval_resolved_elsewhere_resumes(people: People) -> None:
+    async def run() -> None:
+        async with people.aclient("agent") as agent, people.aclient("bob") as bob:
+            paused = await agent.decide(WRITE.intent, WRITE.stage, **WRITE.decide_args())
+            assert paused.approval_id is not None
+            await bob.approvals.approve(paused.approval_id)
+            resumed = await agent.decide(
+                WRITE.intent, WRITE.stage, approval_id=paused.approval_id, **WRITE.decide_args()
+            )
+            assert (resumed.verdict, resumed.reason) == ("ALLOW", "approved")
+
+    asyncio.run(run())
+
+
 def test_wait_returns_the_pause_when_an_approver_rejects_and_sends_no_resume(people: People) -> None:
     with people.client("agent") as agent, people.client("bob") as bob:
         approver = when_pending(bob, lambda a: bob.approvals.reject(a.approval_id, reason="not this week"))

@@ -127,6 +127,7 @@ class MandateClient:
         organization_id: str | UUID | None = None,
         domain: str | None = None,
         timestamp: datetime | None = None,
+        approval_id: UUID | str | None = None,
         on_pause: _wire.OnPauseDecide = "return",
         wait_timeout: float = _wire.DEFAULT_WAIT_TIMEOUT_S,
     ) -> Verdict:
@@ -136,6 +137,9 @@ class MandateClient:
 
         The decision_id is fixed (a new uuid4 unless given) before the first attempt, so a retry after a lost
         answer gets the stored verdict back (`idempotent_replay`) instead of creating a second decision.
+
+        `approval_id`: resume with an approval request resolved elsewhere (the PAUSE's `approval_id`): the same
+        action as the PAUSE, under a new `decision_id`; ALLOW when the approval covers it, BLOCK otherwise.
 
         `on_pause="wait"`: a PAUSE is waited out, up to `wait_timeout` seconds (at most a day). Approved: the same
         action is sent again as a new decision with the approval (a resume), and that verdict is returned — ALLOW,
@@ -158,6 +162,7 @@ class MandateClient:
             scope=scope,
             timestamp=timestamp,
             unstructured_context=unstructured_context,
+            approval_id=approval_id,
         )
         verdict = _wire.verdict(self._request("POST", "/api/decisions", json=body))
         if on_pause == "return" or not verdict.paused:

@@ -181,8 +181,10 @@ def decision_body(
     scope: Mapping[str, Any],
     timestamp: datetime | None,
     unstructured_context: str | None,
+    approval_id: UUID | str | None = None,
 ) -> dict[str, Any]:
-    """The upstream-compatible flat body (`domain_name`, scope carrying organization and domain)."""
+    """The upstream-compatible flat body (`domain_name`, scope carrying organization and domain); with
+    `approval_id`, a resume."""
     body: dict[str, Any] = {
         "decision_id": str(decision_id),
         "organization_id": organization_id,
@@ -198,6 +200,8 @@ def decision_body(
         body["timestamp"] = timestamp.isoformat()
     if unstructured_context is not None:
         body["unstructured_context"] = unstructured_context
+    if approval_id is not None:
+        body["approval_id"] = str(to_uuid(approval_id))
     return body
 
 
