@@ -27,6 +27,8 @@ EXPECTED_ROWS = [
     ("support_reply_guard", "PAUSE", "PAUSE by pol-refund-001"),
     ("support_reply_guard", "ALLOW", "ALLOW by default"),
 ]
+TOUR_DECISIONS = 4
+"""The approval tour's decision rows: a PAUSE, its resume, a PAUSE nobody approved and its `executed` stage."""
 HEADING = re.compile(r"^(ALLOW|PAUSE|BLOCK|OBSERVE) +([0-9a-f]{8})  ([\w.]+) \((\w+)\) by (\w+)$")
 WIDTH = 80
 
@@ -119,6 +121,21 @@ def assert_table(output: str) -> None:
         assert explanation.startswith(start), (explanation, start)
 
 
+def assert_approval_tour(output: str, url: str) -> None:
+    """A PAUSE approved and resumed as ALLOW; a PAUSE acted on without an approval: a finding."""
+    tour = output.split("A PAUSE that ends", 1)[1]
+    flowing = " ".join(tour.split())
+    assert re.search(r"^PAUSE +[0-9a-f]{8}  file\.write: waits for compliance-review$", tour, re.MULTILINE), tour
+    assert "approved: compliance-review (approval " in flowing and ", now approved)" in flowing
+    assert re.search(r"^ALLOW +[0-9a-f]{8}  file\.write: resumed with it$", tour, re.MULTILINE), tour
+    assert "ALLOW by approval " in flowing
+    assert "finding: executed without a valid approval" in flowing and "is pending" in flowing
+    with psycopg.connect(url) as conn:
+        kinds = conn.execute("SELECT kind FROM mandate.findings").fetchall()
+        resolutions = conn.execute("SELECT kind FROM mandate.approval_resolutions").fetchall()
+    assert kinds == [("unapproved_execution",)] and resolutions == [("approved",)]
+
+
 def assert_reads_at_80_columns(output: str, url: str) -> None:
     """Every line fits, nothing is cut: each stored explanation is there in full (wrapped only at spaces), and each
     policy and scope name of the run appears whole on one line."""
@@ -130,10 +147,12 @@ def assert_reads_at_80_columns(output: str, url: str) -> None:
             "SELECT summary, scope_id, matched_policy_ids, explanation->>'winning_policy_id' "
             "FROM mandate.verdict_events"
         ).fetchall()
-    assert len(verdicts) == len(EXPECTED_ROWS)
+    assert len(verdicts) == len(EXPECTED_ROWS) + TOUR_DECISIONS
     flowing = " ".join(output.split())
     names: set[str] = set()
     for summary, scope_id, matched, winner in verdicts:
+        if summary.startswith("OBSERVE by governance gap"):  # the tour's `executed` stage: its finding is shown
+            continue
         assert " ".join(summary.split()) in flowing, summary
         names.update(n for n in (scope_id, winner, *(matched or ())) if n)
     names.update(p for _, _, start in EXPECTED_ROWS for p in re.findall(r"by ((?:policy|pol)-[\w-]+)", start))
@@ -183,9 +202,10 @@ def test_demo_sets_up_plays_the_agents_and_can_run_again(data_dir: Path) -> None
     assert url_result.returncode == 0, url_result.stderr
     url = url_result.stdout.strip()
     assert_reads_at_80_columns(first.stdout, url)
+    assert_approval_tour(first.stdout, url)
     governance = governance_counts(url)
     assert governance["organizations"] == 1 and governance["domains"] == 2 and governance["policy_snapshots"] == 3
-    assert decision_count(url) == len(EXPECTED_ROWS)
+    assert decision_count(url) == len(EXPECTED_ROWS) + TOUR_DECISIONS
 
     second = mandate(data_dir, "demo", "--no-serve", "--port", "0")
 
@@ -193,7 +213,7 @@ def test_demo_sets_up_plays_the_agents_and_can_run_again(data_dir: Path) -> None
     assert "demo governance: already applied, nothing written" in second.stdout
     assert_table(second.stdout)
     assert governance_counts(url) == governance
-    assert decision_count(url) == 2 * len(EXPECTED_ROWS)  # fresh decision ids each run
+    assert decision_count(url) == 2 * (len(EXPECTED_ROWS) + TOUR_DECISIONS)  # fresh decision ids each run
     # It ran before the demo: the demo leaves it running, and says how to stop it.
     assert "keeps running" in second.stdout and "`mandate db stop`" in second.stdout
     assert database_runs(data_dir)
@@ -211,7 +231,7 @@ def test_demo_sets_up_plays_the_agents_and_can_run_again(data_dir: Path) -> None
     assert not database_runs(data_dir)
     url = mandate(data_dir, "db", "url").stdout.strip()
     assert governance_counts(url) == governance
-    assert decision_count(url) == 3 * len(EXPECTED_ROWS)
+    assert decision_count(url) == 3 * (len(EXPECTED_ROWS) + TOUR_DECISIONS)
 
 
 def test_demo_refuses_a_busy_port_clearly(data_dir: Path) -> None:

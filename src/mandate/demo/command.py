@@ -37,7 +37,8 @@ from mandate.listener import listen
 from mandate.migrate.runner import Runner
 
 if TYPE_CHECKING:
-    from mandate.demo.play import Played
+    from mandate.client import Verdict
+    from mandate.demo.play import ApprovalTour, Played
 
 VERDICT_STYLE = {"ALLOW": "green", "PAUSE": "yellow", "BLOCK": "bold red", "OBSERVE": "cyan"}
 START_TIMEOUT_S = 30.0
@@ -54,7 +55,7 @@ def demo(
     # The server and the SDK are imported here, not at the top: `mandate --help` should not load a web framework.
     from mandate.client import MandateClient
     from mandate.client import MandateError as SDKError
-    from mandate.demo.play import play
+    from mandate.demo.play import approval_tour, play
     from mandate.demo.scenarios import ORGANIZATION_ID
     from mandate.web.serve import is_loopback
 
@@ -85,9 +86,11 @@ def demo(
             try:
                 with MandateClient(base, organization_id=ORGANIZATION_ID) as client:
                     played = play(client)
+                    tour = approval_tour(client)
             except SDKError as exc:  # the SDK's errors are not the CLI's: say what failed, without a traceback
                 raise MandateError(f"the demo's agents could not play against {base}: {exc}") from exc
             out.print(Decisions(played))
+            out.print(Approvals(tour))
             example = next((p.verdict for p in played if p.verdict.verdict == "BLOCK"), played[0].verdict)
             short = str(example.decision_id)[:8]
             if no_serve:
@@ -186,37 +189,71 @@ def _wait_for_interrupt() -> None:
             signal.signal(sig, handler)
 
 
+INDENT = 8
+
+
+def _block(console: Console, options: ConsoleOptions, heading: Text, body: Text) -> RenderResult:
+    """One block: the heading, then `body` wrapped below it at spaces (names are never cut), indented."""
+    yield heading
+    margin = Text(" " * INDENT)
+    for line in body.wrap(console, max(options.max_width - INDENT, 20)):
+        line.rstrip()  # the space a line was broken at
+        yield margin + line
+
+
+def _heading(v: Verdict, *rest: str | tuple[str, str]) -> Text:
+    return Text.assemble(
+        (f"{v.verdict:<{INDENT}}", VERDICT_STYLE.get(v.verdict, "")), (str(v.decision_id)[:8], "cyan"), "  ", *rest
+    )
+
+
 class Decisions:
     """The decisions of a run, one block each: verdict, decision id (its first 8 characters, which `mandate replay`
     takes), what was asked, and the explanation wrapped below. It reads at any width from 60 columns: only the
     explanation wraps, at spaces, so policy and scope names are never cut."""
-
-    INDENT = 8
 
     def __init__(self, played: list[Played]) -> None:
         self.played = played
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         yield Text("Decisions of this demo run", style="bold")
-        margin = Text(" " * self.INDENT)
         for p in self.played:
             v = p.verdict
-            yield Text.assemble(
-                (f"{v.verdict:<{self.INDENT}}", VERDICT_STYLE.get(v.verdict, "")),
-                (str(v.decision_id)[:8], "cyan"),
-                "  ",
-                (p.scenario.intent, "bold"),
-                f" ({v.stage}) by {p.scenario.agent}",
-            )
+            heading = _heading(v, (p.scenario.intent, "bold"), f" ({v.stage}) by {p.scenario.agent}")
             # Text, not markup: summaries hold lists in brackets ("in [password, oauth, mfa]").
             explanation = Text(v.summary)
             others = [policy for policy in v.matched_policy_ids if policy != v.winning_policy_id]
             if others:  # outranked by the winner, still part of the answer
                 explanation.append(f"\n(also matched: {', '.join(others)})", style="dim")
-            for line in explanation.wrap(console, max(options.max_width - self.INDENT, 20)):
-                line.rstrip()  # the space a line was broken at
-                yield margin + line
+            yield from _block(console, options, heading, explanation)
             yield Text()
+
+
+class Approvals:
+    """The approval tour, in the same blocks: a PAUSE approved and resumed as ALLOW, and a PAUSE the agent acted on
+    without an approval, which became a finding."""
+
+    def __init__(self, tour: ApprovalTour) -> None:
+        self.tour = tour
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        t = self.tour
+        intent = (t.scenario.intent, "bold")
+        approved = ", ".join(r.requirement for r in t.approval.requirements if r.satisfied) or "nothing"
+        yield Text("A PAUSE that ends (docs/approvals.md)", style="bold")
+        waits = f": waits for {', '.join(t.paused.pause_requires)}"
+        paused = Text(t.paused.summary)
+        paused.append(f"\napproved: {approved} (approval {str(t.paused.approval_id)[:8]}, now {t.approval.state})")
+        yield from _block(console, options, _heading(t.paused, intent, waits), paused)
+        yield from _block(console, options, _heading(t.resumed, intent, ": resumed with it"), Text(t.resumed.summary))
+        yield Text()
+        ignored = ": nobody approved it, the agent acted anyway"
+        yield from _block(console, options, _heading(t.ignored, intent, ignored), Text(t.ignored.summary))
+        # Its own verdict is a governance gap (no spec governs `executed` stages of file.write): what matters is
+        # the finding, on its timeline, in /api/findings and on the UI's Findings page.
+        executed = Text(t.finding, style="bold red")
+        yield from _block(console, options, _heading(t.executed, intent, ": reported executed"), executed)
+        yield Text()
 
 
 def _client_host(host: str) -> str:

@@ -1,14 +1,14 @@
 """Playing the example agents' scenarios through the SDK, as `mandate demo` does, the way `examples/` do: the
 observe agent reports each executed action's outcome; the support chatbot sends its replies through a guard,
-which reports them."""
+which reports them. Then an approval end to end: a PAUSE approved and resumed, and one the agent ignored."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mandate.client import MandateClient, Refused, Verdict
-from mandate.demo.scenarios import ALL, Scenario
+from mandate.client import Approval, MandateClient, Refused, Verdict
+from mandate.demo.scenarios import ALL, LARGE_PRODUCTION_WRITE, Scenario
 
 
 @dataclass(frozen=True)
@@ -36,3 +36,39 @@ def _play(client: MandateClient, scenario: Scenario) -> Verdict:
     if scenario.stage == "executed":
         client.report_outcome(verdict.decision_id, "executed", success=True, details={"execution_success": True})
     return verdict
+
+
+@dataclass(frozen=True)
+class ApprovalTour:
+    """A PAUSE that ends (docs/approvals.md): approved, then resumed as ALLOW; and a PAUSE nobody approved, whose
+    action the agent reported as executed anyway: a finding."""
+
+    scenario: Scenario
+    paused: Verdict
+    approval: Approval  # as the approver left it: approved
+    resumed: Verdict  # ALLOW, reason "approved"
+    ignored: Verdict  # another PAUSE, still pending
+    executed: Verdict  # its `executed` stage
+    finding: str  # the finding on its timeline
+
+
+def approval_tour(client: MandateClient, scenario: Scenario = LARGE_PRODUCTION_WRITE) -> ApprovalTour:
+    """Approve one PAUSE of `scenario` requirement by requirement and resume it with the approval; send another
+    and report it executed without an approval. The demo server runs without authentication, so the approver is
+    unnamed; with tokens, each requirement records the approver's token (and needs a different one each)."""
+    args = scenario.decide_args()
+    paused = client.decide(scenario.intent, scenario.stage, **args)
+    if paused.approval_id is None:
+        raise AssertionError(f"the demo governance gave {paused.verdict}, not a PAUSE with an approval request")
+    approval = client.approvals.get(paused.approval_id)
+    for requirement in paused.pause_requires:
+        approval = client.approvals.approve(
+            paused.approval_id, requirement=requirement, reason="the demo's operator looked at the write"
+        )
+    resumed = client.decide(scenario.intent, scenario.stage, approval_id=paused.approval_id, **args)
+    ignored = client.decide(scenario.intent, scenario.stage, **args)
+    executed = client.decide(scenario.intent, "executed", decision_id=ignored.decision_id, **args)
+    findings = [e for e in client.get_timeline(ignored.decision_id) if str(e.get("summary", "")).startswith("finding")]
+    if not findings:
+        raise AssertionError("an action executed without its approval left no finding")
+    return ApprovalTour(scenario, paused, approval, resumed, ignored, executed, str(findings[0]["summary"]))
