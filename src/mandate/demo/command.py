@@ -247,7 +247,7 @@ class Approvals:
         yield from _block(console, options, _heading(t.paused, intent, waits), paused)
         yield from _block(console, options, _heading(t.resumed, intent, ": resumed with it"), Text(t.resumed.summary))
         yield Text()
-        ignored = ": nobody approved it, the agent acted anyway"
+        ignored = f": {t.ignored_approval.state} unanswered, acted on anyway"
         yield from _block(console, options, _heading(t.ignored, intent, ignored), Text(t.ignored.summary))
         # Its own verdict is a governance gap (no spec governs `executed` stages of file.write): what matters is
         # the finding, on its timeline, in /api/findings and on the UI's Findings page.

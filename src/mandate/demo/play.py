@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from mandate.client import Approval, MandateClient, Refused, Verdict
 from mandate.demo.scenarios import ALL, LARGE_PRODUCTION_WRITE, Scenario
@@ -40,22 +41,23 @@ def _play(client: MandateClient, scenario: Scenario) -> Verdict:
 
 @dataclass(frozen=True)
 class ApprovalTour:
-    """A PAUSE that ends (docs/approvals.md): approved, then resumed as ALLOW; and a PAUSE nobody approved, whose
-    action the agent reported as executed anyway: a finding."""
+    """A PAUSE that ends (docs/approvals.md): approved, then resumed as ALLOW; and a PAUSE that expired unanswered,
+    whose action the agent reported as executed anyway: a finding."""
 
     scenario: Scenario
     paused: Verdict
     approval: Approval  # as the approver left it: approved
     resumed: Verdict  # ALLOW, reason "approved"
-    ignored: Verdict  # another PAUSE, still pending
+    ignored: Verdict  # another PAUSE, expired unanswered
+    ignored_approval: Approval  # its request: expired
     executed: Verdict  # its `executed` stage
     finding: str  # the finding on its timeline
 
 
 def approval_tour(client: MandateClient, scenario: Scenario = LARGE_PRODUCTION_WRITE) -> ApprovalTour:
     """Approve one PAUSE of `scenario` requirement by requirement and resume it with the approval; send another
-    and report it executed without an approval. The demo server runs without authentication, so the approver is
-    unnamed; with tokens, each requirement records the approver's token (and needs a different one each)."""
+    that expires unanswered and report it executed anyway. The demo server runs without authentication, so the
+    approver is unnamed; with tokens, each requirement records the approver's token (a different one each)."""
     args = scenario.decide_args()
     paused = client.decide(scenario.intent, scenario.stage, **args)
     if paused.approval_id is None:
@@ -66,9 +68,15 @@ def approval_tour(client: MandateClient, scenario: Scenario = LARGE_PRODUCTION_W
             paused.approval_id, requirement=requirement, reason="the demo's operator looked at the write"
         )
     resumed = client.decide(scenario.intent, scenario.stage, approval_id=paused.approval_id, **args)
-    ignored = client.decide(scenario.intent, scenario.stage, **args)
+    # Asked three hours ago: its approval request has expired (the spec gives approvers an hour), unanswered.
+    three_hours_ago = datetime.now(UTC) - timedelta(hours=3)
+    ignored = client.decide(scenario.intent, scenario.stage, timestamp=three_hours_ago, **args)
     executed = client.decide(scenario.intent, "executed", decision_id=ignored.decision_id, **args)
+    if ignored.approval_id is None:
+        raise AssertionError(f"the demo governance gave {ignored.verdict}, not a PAUSE with an approval request")
+    ignored_approval = client.approvals.get(ignored.approval_id)
     findings = [e for e in client.get_timeline(ignored.decision_id) if str(e.get("summary", "")).startswith("finding")]
     if not findings:
         raise AssertionError("an action executed without its approval left no finding")
-    return ApprovalTour(scenario, paused, approval, resumed, ignored, executed, str(findings[0]["summary"]))
+    finding = str(findings[0]["summary"])
+    return ApprovalTour(scenario, paused, approval, resumed, ignored, ignored_approval, executed, finding)
