@@ -73,7 +73,8 @@ def test_wait_resumes_once_approved_and_returns_the_allow(people: People) -> Non
         after = agent.approvals.get(verdict.approval.approval_id)
         assert after.state == "consumed"
         assert after.consumed_by is not None and after.consumed_by["decision_id"] == str(verdict.decision_id)
-        assert agent.get_verdict(verdict.approval.decision_id).verdict == "PAUSE"
+        stored = agent.get_verdict(verdict.approval.decision_id)
+        assert (stored.verdict, stored.approval_id) == ("PAUSE", verdict.approval.approval_id)
 
 
 def test_decide_with_an_approval_resolved_elsewhere_resumes_the_same_action_only(people: People) -> None:

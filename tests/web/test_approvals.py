@@ -127,6 +127,10 @@ def test_every_pause_is_stored_with_its_approval_request(world: World) -> None:
     allow = world.agent.post("/api/decisions", json=drop(context={"risk_level": "low", "reversible": True,
                                                                   "backup_first": True}))  # fmt: skip
     assert allow.json()["verdict"] != "PAUSE" and allow.json()["approval_request"] is None
+    # Read back later (an agent that restarted), the verdict names the same request; the ALLOW's names none.
+    stored = world.agent.get(f"/api/decisions/{body['decision_id']}/verdict").json()
+    assert stored["approval_request"] == request
+    assert world.agent.get(f"/api/decisions/{allow.json()['decision_id']}/verdict").json()["approval_request"] is None
 
 
 def test_the_state_machine_and_its_forbidden_transitions(world: World) -> None:

@@ -43,9 +43,16 @@ async def _with_events(conn: AsyncConnection[Row], requests: Sequence[Row]) -> l
 
 
 async def get(conn: AsyncConnection[Row], approval_id: UUID) -> Approval | None:
-    row = await (await conn.execute(_REQUEST + " WHERE a.approval_id = %s", [approval_id])).fetchone()
-    found = await _with_events(conn, [row] if row else [])
-    return found[0] if found else None
+    """One request with its events and consumption: three statements in one round trip (a pipeline), since a
+    resume reads it on the hot path."""
+    async with conn.pipeline():
+        request = await conn.execute(_REQUEST + " WHERE a.approval_id = %s", [approval_id])
+        events = await conn.execute(_EVENTS, [[approval_id]])
+        used = await conn.execute(_USED, [[approval_id]])
+    row = await request.fetchone()
+    if row is None:
+        return None
+    return Approval(row, tuple(await events.fetchall()), await used.fetchone())
 
 
 async def of_decision(conn: AsyncConnection[Row], decision_id: UUID) -> list[Approval]:

@@ -217,14 +217,17 @@ async def get_decision(conn: AsyncConnection[dict[str, Any]], decision_id: UUID)
 
 
 async def get_verdicts(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
-    """Every verdict of a decision with its full explanation, oldest first."""
+    """Every verdict of a decision with its full explanation, oldest first; a PAUSE's with its approval request
+    (`approval_request`: id and URL, as the answer to the decision said), others with None."""
     query = sql.SQL(
         """SELECT v.verdict_id, v.decision_id, {stage}::text AS stage, v.verdict::text AS verdict, v.organization_id,
                   v.domain, v.spec_id, v.spec_version, v.snapshot_id, v.snapshot_version, v.scope_id, v.owning_team,
                   v.matched_policy_ids, v.summary, v.explanation, v.pause_requires, v.pause_expires_at,
                   v."timestamp", v.created_at,
                   (SELECT d.token_id FROM mandate.decision_events d
-                   WHERE d.decision_id = v.decision_id AND d.stage = {stage}) AS token_id
+                   WHERE d.decision_id = v.decision_id AND d.stage = {stage}) AS token_id,
+                  (SELECT json_build_object('approval_id', a.approval_id, 'url', '/api/approvals/' || a.approval_id)
+                   FROM mandate.approval_requests a WHERE a.approval_id = v.verdict_id) AS approval_request
            FROM mandate.verdict_events v WHERE v.decision_id = %s ORDER BY v."timestamp", v.verdict_id"""
     ).format(stage=sql.SQL(VERDICT_STAGE))
     cur = await conn.execute(query, [decision_id])
