@@ -34,7 +34,8 @@ GENERATION_BATCH = 1_000_000
 
 def generate(url: str, decisions: int) -> dict[str, Any]:
     """A legacy database (schema 007, no migration_log) with `decisions` generated decisions, in batches by seed."""
-    from mandate.migrate import legacy_data
+    from tests import legacy_data
+
     from mandate.migrate.runner import Runner
 
     started = time.perf_counter()

@@ -39,8 +39,12 @@ import psycopg
 from psycopg import sql
 
 from mandate.db import tools
-from mandate.migrate import baseline, legacy_data, preflight, runner
+from mandate.migrate import baseline, preflight, runner
 from mandate.migrate.files import migrations_dir
+
+# The legacy corpus is a test fixture (tests/legacy_data.py), not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests import legacy_data
 
 PREFIX = "m12_acceptance_"
 KILL_POINTS = (

@@ -8,8 +8,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from mandate.migrate import catalog, legacy_data
+from mandate.migrate import catalog
 from mandate.migrate.runner import Runner
+from tests import legacy_data
 from tests.helpers import MIGRATIONS, psql, scalar
 
 M008 = MIGRATIONS / "008_rfc002_domain_identity_migration.sql"

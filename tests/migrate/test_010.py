@@ -13,8 +13,9 @@ import psycopg
 import pytest
 
 from mandate.errors import MigrationFailed
-from mandate.migrate import baseline, catalog, legacy_data, runner
+from mandate.migrate import baseline, catalog, runner
 from mandate.migrate.files import load
+from tests import legacy_data
 from tests.helpers import MIGRATIONS, scalar
 
 RELEASED_009 = Path(__file__).with_name("released") / "009_control_plane.sql"

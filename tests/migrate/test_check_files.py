@@ -21,8 +21,9 @@ import pytest
 from psycopg import sql
 
 from mandate.errors import MigrationError
-from mandate.migrate import catalog, legacy_data
+from mandate.migrate import catalog
 from mandate.migrate.runner import Runner
+from tests import legacy_data
 from tests.helpers import MIGRATIONS, psql
 
 PRE = MIGRATIONS / "008_PRE_MIGRATION_CHECKS.sql"

@@ -26,9 +26,10 @@ import psycopg
 import pytest
 from rich.console import Console
 
-from mandate.migrate import baseline, files, legacy_data, runbook, runner
+from mandate.migrate import baseline, files, runbook, runner
 from mandate.migrate.files import load
 from mandate.migrate.remedies import Remedies
+from tests import legacy_data
 from tests.helpers import MIGRATIONS, psql, run_cli, scalar
 
 DECISIONS = 3000

@@ -32,8 +32,8 @@ import pytest
 from pgserver.postgres_server import PostgresServer, get_server
 from psycopg import sql
 
-from mandate.migrate import legacy_data
-from mandate.migrate.legacy_data import GeneratedCounts
+from tests import legacy_data
+from tests.legacy_data import GeneratedCounts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEGACY_MIGRATIONS = sorted((REPO_ROOT / "migrations").glob("00[1-7]_*.sql"))

@@ -21,8 +21,9 @@ import pytest
 from rich.console import Console
 
 from mandate.errors import CheckFailed, ConfigError
-from mandate.migrate import baseline, catalog, legacy_data, preflight, runbook, runner
+from mandate.migrate import baseline, catalog, preflight, runbook, runner
 from mandate.migrate.remedies import Remedies
+from tests import legacy_data
 from tests.helpers import scalar
 
 Snapshot = tuple[dict[str, Any], dict[str, baseline.TableState]]

@@ -15,8 +15,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from mandate.migrate import legacy_data, preflight, report
+from mandate.migrate import preflight, report
 from mandate.migrate.remedies import Remedies
+from tests import legacy_data
 from tests.migrate.test_runbook import book, make_legacy
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from mandate.migrate import legacy_data
+from tests import legacy_data
 from tests.helpers import run_cli, scalar
 from tests.migrate.test_runbook import book, make_legacy, migration_log_8, snapshot
 

@@ -44,7 +44,7 @@ def legacy(fresh_db: Any) -> str:
 
 
 def _remedies() -> Remedies:
-    from mandate.migrate import legacy_data
+    from tests import legacy_data
 
     return Remedies.from_options(unattributed_to=f"{legacy_data.EXAMPLE_ORG_ID}/unattributed")
 
