@@ -82,40 +82,22 @@ def demo_bodies() -> list[dict[str, Any]]:
     return bodies
 
 
-class _Recorder:
-    """Stands in for the connection in `service.ingest`: keeps the statement and parameters instead of sending."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    async def execute(self, statement: str, params: dict[str, Any]) -> _Recorder:
-        self.calls.append((statement, params))
-        return self
-
-    async def fetchone(self) -> dict[str, int]:
-        return {"inserted": 1}
-
-    async def fetchall(self) -> list[dict[str, Any]]:
-        return []  # the reads before the write (an `executed` stage's earlier stages): none, as for a new decision
-
-
 async def _write_sets(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """The statement and parameters the server writes for each body (`service.prepare`, as the decision route
+    calls it), with the sentinel ids pgbench replaces by a fresh one per transaction."""
     from mandate import service
     from mandate.governance import cache
     from mandate.web.api import DecisionBody, to_request
 
+    out = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
         governance = await cache.load(c)
-    out = []
-    for body in bodies:
-        data = {**body, "decision_id": str(SENTINEL_DECISION)}
-        req = to_request(DecisionBody.model_validate(data), datetime.now(UTC))
-        recorder = _Recorder()
-        result = await service.ingest(recorder, governance, req)  # type: ignore[arg-type]  # records, sends nothing
-        statement, params = recorder.calls[-1]  # the write; reads, if any, came before it
-        params = {**params, "verdict_id": SENTINEL_VERDICT}
-        out.append((statement, params))
-        assert result.created
+        for body in bodies:
+            data = {**body, "decision_id": str(SENTINEL_DECISION)}
+            req = to_request(DecisionBody.model_validate(data), datetime.now(UTC))
+            facts = await service.approval_facts(c, req) if service.concerns_approvals(req) else None
+            prepared = service.prepare(governance, req, facts=facts)
+            out.append((prepared.statement, {**prepared.params, "verdict_id": SENTINEL_VERDICT}))
     return out
 
 

@@ -616,17 +616,6 @@ async def submit(
     raise AssertionError("unreachable")
 
 
-async def ingest(
-    conn: AsyncConnection[Row], governance: Governance, req: DecisionRequest, *, received_at: datetime | None = None
-) -> IngestResult:
-    """Ingest one decision on `conn` (autocommit mode: the single statement is its own transaction)."""
-    facts = await approval_facts(conn, req) if concerns_approvals(req) else None
-    prepared = prepare(governance, req, received_at=received_at, facts=facts)
-    row = await (await conn.execute(prepared.statement, prepared.params)).fetchone()
-    assert row is not None
-    return prepared.created() if row["inserted"] else await existing(conn, prepared)
-
-
 async def existing(conn: AsyncConnection[Row], prepared: Prepared) -> IngestResult:
     """The answer when the decision stage was already stored: the stored verdict for an identical re-send,
     IngestError "conflict" for a different body."""

@@ -8,7 +8,6 @@ from typing import Any
 import orjson
 import psycopg
 from psycopg.abc import AdaptContext
-from psycopg.rows import dict_row
 from psycopg.types.json import set_json_dumps
 
 from mandate.errors import DatabaseUnavailable
@@ -17,15 +16,6 @@ from mandate.errors import DatabaseUnavailable
 def connect(url: str, *, application: str = "mandate", autocommit: bool = True) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, autocommit=autocommit, application_name=application, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from exc
-
-
-def connect_dict(url: str, *, application: str = "mandate") -> psycopg.Connection[dict[str, Any]]:
-    try:
-        return psycopg.connect(
-            url, autocommit=True, application_name=application, connect_timeout=10, row_factory=dict_row
-        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from exc
 

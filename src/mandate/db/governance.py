@@ -26,13 +26,6 @@ async def list_domains(conn: AsyncConnection[Row], organization_id: UUID) -> lis
     return await cur.fetchall()
 
 
-async def domain_exists(conn: AsyncConnection[Row], organization_id: UUID, domain: str) -> bool:
-    cur = await conn.execute(
-        "SELECT 1 FROM mandate.domains WHERE organization_id = %s AND domain = %s", [organization_id, domain]
-    )
-    return await cur.fetchone() is not None
-
-
 async def list_scopes(conn: AsyncConnection[Row], organization_id: UUID, domain: str | None) -> list[Row]:
     cur = await conn.execute(
         """SELECT scope_id, organization_id, domain, environment, scope_system AS system, service, agent, tenant,

@@ -148,10 +148,6 @@ class Progress:
             if live is not None:
                 live.start()
 
-    @property
-    def elapsed_s(self) -> float:
-        return time.perf_counter() - self._started
-
     # -- events ---------------------------------------------------------------------------------------------------
     def log(self, message: str, style: str | None = None) -> None:
         with self._lock:
