@@ -110,12 +110,13 @@ def runbook(url: str, work: Path) -> dict[str, Any]:
     from rich.console import Console
 
     from mandate.migrate.runbook import Options, Runbook
+    from mandate.migrate_commands import api_app
 
     backups = work / "backups"
     options = Options(yes=True, allow_connections=True, backup_dir=backups, report=work / "m008-report.md")
     console = Console(file=io.StringIO(), width=120)
     started = time.perf_counter()
-    outcome = Runbook(url, options, data_dir=work / "data", console=console, live=False).run()
+    outcome = Runbook(url, options, data_dir=work / "data", console=console, live=False, api_app=api_app).run()
     wall_s = time.perf_counter() - started
     data = outcome.data
     committed = bool((data.get("migration") or {}).get("committed"))

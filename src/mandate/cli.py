@@ -25,7 +25,7 @@ from mandate.export import export_command
 from mandate.governance.commands import apply
 from mandate.governance.commands import check as governance_check
 from mandate.listener import listen
-from mandate.migrate.commands import backup_app, migrate_app
+from mandate.migrate_commands import backup_app, migrate_app
 from mandate.shadow.commands import shadow_command
 from mandate.webhook_commands import webhooks_app
 

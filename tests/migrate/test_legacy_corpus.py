@@ -29,6 +29,7 @@ from rich.console import Console
 from mandate.migrate import baseline, files, runbook, runner
 from mandate.migrate.files import load
 from mandate.migrate.remedies import Remedies
+from mandate.migrate_commands import api_app
 from tests import legacy_data
 from tests.helpers import MIGRATIONS, psql, run_cli, scalar
 
@@ -63,6 +64,7 @@ def book(url: str, tmp_path: Path, **options: Any) -> runbook.Runbook:
         console=Console(file=io.StringIO(), width=200),
         live=False,
         lock_wait_s=5,
+        api_app=api_app,
     )
 
 

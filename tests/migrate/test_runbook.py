@@ -23,6 +23,7 @@ from rich.console import Console
 from mandate.errors import CheckFailed, ConfigError
 from mandate.migrate import baseline, catalog, preflight, runbook, runner
 from mandate.migrate.remedies import Remedies
+from mandate.migrate_commands import api_app
 from tests import legacy_data
 from tests.helpers import scalar
 
@@ -57,6 +58,7 @@ def book(url: str, tmp_path: Path, **options: Any) -> runbook.Runbook:
         console=Console(file=io.StringIO(), width=200),
         live=False,
         lock_wait_s=5,
+        api_app=api_app,
     )
 
 

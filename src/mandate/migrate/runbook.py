@@ -175,6 +175,7 @@ class Runbook:
         confirm: Callable[[str], bool] | None = None,
         live: bool | None = None,
         lock_wait_s: float = 30.0,
+        api_app: smoke.AppFactory | None = None,
     ) -> None:
         # Every path the report, the restore command and migration_log.details name is absolute.
         options = dataclasses.replace(
@@ -192,6 +193,7 @@ class Runbook:
         self.confirm = confirm
         self.live = live
         self.lock_wait_s = lock_wait_s
+        self.api_app = api_app
         self.started = datetime.now(UTC)
         self.run_id = self.started.strftime("%Y%m%d-%H%M%S") + ("-dry-run" if options.dry_run else "")
         self.backup_dir = options.backup_dir or data_dir / "backups"
@@ -939,10 +941,12 @@ class Runbook:
                 with smoke.service_token(self.url, target) as token:
                     result = smoke.run(base, target, token=token)
                 result.time_to_healthy_s = round(healthy, 3)
-            else:
+            elif self.api_app is not None:
                 progress.log("no --api-url: starting Mandate's API in this process on the migrated database")
-                with smoke.in_process(self.url) as base:
+                with smoke.in_process(self.url, self.api_app) as base:
                     result = smoke.run(base, target, in_process=True)
+            else:
+                raise CheckFailed("no API to run the smoke tests against: give --api-url of the running service")
             self.data["smoke"] = result.as_json()
             for t in result.tests:
                 progress.log(

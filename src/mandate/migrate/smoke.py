@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +30,11 @@ from mandate.errors import CheckFailed
 TOKEN_VARIABLE = "MANDATE_API_TOKEN"  # the variable the SDK reads too (mandate.client)
 
 TIMEOUT_S = 30.0
+
+
+AppFactory = Callable[[str], Any]
+"""Builds Mandate's API (an ASGI app, without authentication) on a database URL: the smoke step's in-process
+service. The caller gives it (`mandate.migrate_commands` gives the web layer's), so `migrate` never imports `web`."""
 
 
 @dataclass(frozen=True)
@@ -278,18 +283,12 @@ def wait_healthy(base_url: str, timeout_s: float, interval_s: float = 0.5) -> fl
 
 
 @contextmanager
-def in_process(database_url: str, start_timeout_s: float = 30.0) -> Iterator[str]:
-    """Mandate's own API (mandate.web.app.create_app) on a free loopback port, for the duration of the block."""
-    try:
-        from mandate.web.app import create_app
-    except ImportError as exc:
-        raise CheckFailed(
-            f"Mandate's API is not available in this installation ({exc}); give --api-url of a running service"
-        ) from None
+def in_process(database_url: str, app_factory: AppFactory, start_timeout_s: float = 30.0) -> Iterator[str]:
+    """Mandate's own API, built by `app_factory`, on a free loopback port for the duration of the block."""
     import uvicorn
 
-    # Loopback, in this process, for the duration of the smoke tests only: no token to hand out, so no auth.
-    app = create_app(database_url, auth=False)
+    # Loopback, in this process, for the duration of the smoke tests only: the factory builds it without auth.
+    app = app_factory(database_url)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -19,6 +19,15 @@ from mandate.migrate import baseline, checks, constraints, preflight, runbook, r
 from mandate.migrate import report as reporting
 from mandate.migrate.remedies import Remedies
 
+
+def api_app(database_url: str) -> Any:
+    """Mandate's API without authentication on `database_url`: the smoke tests' in-process service (loopback, for
+    their duration). Imported here, not at the top: `mandate --help` should not load a web framework."""
+    from mandate.web.app import create_app
+
+    return create_app(database_url, auth=False)
+
+
 migrate_app = typer.Typer(help="Apply and inspect schema migrations; run the 008 runbook.", no_args_is_help=True)
 backup_app = typer.Typer(
     help="Create, verify and restore verified backups (pg_dump custom format).", no_args_is_help=True
@@ -245,6 +254,7 @@ def migrate_run(
         command=runbook.command_line(),
         confirm=confirm,
         lock_wait_s=cfg.migration_lock_wait_s,
+        api_app=api_app,
     )
     outcome = book.run()
     if outcome.report_markdown is not None:
@@ -382,7 +392,7 @@ def migrate_smoke(
         with smoke.service_token(url, target) as token:
             result = smoke.run(api_url.rstrip("/"), target, token=token)
     else:
-        with smoke.in_process(url) as base:
+        with smoke.in_process(url, api_app) as base:
             result = smoke.run(base, target, in_process=True)
     for t in result.tests:
         out.print(f"{'PASS' if t.passed else '[red]FAIL[/]'} GET {t.url}: {t.detail}")
