@@ -22,8 +22,8 @@ from mandate.db.url import database_url
 from mandate.demo.command import demo
 from mandate.errors import MandateError
 from mandate.export import export_command
-from mandate.governance.commands import apply
-from mandate.governance.commands import check as governance_check
+from mandate.governance_commands import apply
+from mandate.governance_commands import check as governance_check
 from mandate.listener import listen
 from mandate.migrate_commands import backup_app, migrate_app
 from mandate.shadow.commands import shadow_command

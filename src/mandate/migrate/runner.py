@@ -20,7 +20,13 @@ import psycopg
 from psycopg import sql
 
 import mandate
-from mandate.errors import MigrationError, MigrationFailed, MigrationLockTimeout, UnknownDatabaseShape
+from mandate.errors import (
+    MigrationError,
+    MigrationFailed,
+    MigrationLockTimeout,
+    SchemaTooOld,
+    UnknownDatabaseShape,
+)
 from mandate.migrate import catalog
 from mandate.migrate.files import MigrationFile, load
 
@@ -195,6 +201,16 @@ def lock_holder(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
     """(pid, application) of the session holding the migration lock, if any."""
     row = conn.execute(HOLDER_QUERY, LOCK_KEYS).fetchone()
     return (row[0], row[1]) if row else None
+
+
+def require_head(conn: psycopg.Connection[Any]) -> None:
+    """SchemaTooOld unless every shipped migration is applied (what writing governance needs)."""
+    pending = status(conn).pending
+    if pending:
+        raise SchemaTooOld(
+            f"the database schema lacks migration(s) {', '.join(f'{f.version:03d}' for f in pending)};"
+            " run `mandate migrate up` first"
+        )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from mandate.db.history import Window
 from mandate.db.url import database_url
 from mandate.errors import ConfigError
 from mandate.governance.bundle import load_bundle
-from mandate.governance.commands import require_head
+from mandate.migrate import runner
 from mandate.shadow import gates as gating
 from mandate.shadow import report
 from mandate.shadow.run import ShadowResult, count, shadow
@@ -57,7 +57,7 @@ def run_shadow(
     url = database_url(settings())
     bundle = load_bundle(files)  # a bundle that cannot be read is refused before anything else
     with connect(url, application="mandate shadow") as conn:
-        require_head(conn)
+        runner.require_head(conn)
         total = 0 if quiet else count(conn, window)
     if quiet or total == 0:
         return shadow(url, bundle, window, examples=examples, workers=workers)

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
-from mandate.approvals import workflow
+from mandate import approval_workflow as workflow
 from mandate.approvals.state import ENDINGS, Approval, Refused, State
 from mandate.db import approvals as q
 from mandate.db.decisions import Cursor

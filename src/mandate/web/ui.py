@@ -41,7 +41,7 @@ from markupsafe import Markup, escape
 from psycopg import AsyncConnection
 
 import mandate
-from mandate.approvals import workflow
+from mandate import approval_workflow as workflow
 from mandate.approvals.state import Approval
 from mandate.db import approvals as aq
 from mandate.db import decisions as q

@@ -19,7 +19,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from mandate.approvals import workflow
+from mandate import approval_workflow as workflow
 from mandate.approvals.state import State, route
 from mandate.db import approvals as aq
 from mandate.web.access import principal

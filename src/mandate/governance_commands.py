@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from psycopg import Connection
 from rich.table import Table
 
 from mandate.console import out, settings
 from mandate.db.connect import connect
 from mandate.db.url import database_url
-from mandate.errors import SchemaTooOld
 from mandate.governance import cache
 from mandate.governance.apply import ApplyResult, apply_bundle
 from mandate.governance.bundle import DEMO_FILE, Bundle, load_bundle, load_demo_bundle
@@ -50,7 +48,7 @@ def apply(
             raise typer.BadParameter("--gate takes bundle files, not --demo", param_hint="--gate")
         _gate(files or [], gate, since)
     with connect(database_url(settings()), application="mandate apply") as conn:
-        require_head(conn)
+        runner.require_head(conn)
         result = apply_bundle(conn, bundle, dry_run=dry_run)
     _report(result, bundle)
 
@@ -72,15 +70,6 @@ def _gate(files: list[Path], gate: Path, since: str) -> None:
     if not all(g.passed for g in checked):
         out.print("[red]not published:[/] the candidate breaks a gate (see `mandate shadow` for the full report)")
         raise typer.Exit(1)
-
-
-def require_head(conn: Connection[Any]) -> None:
-    pending = runner.status(conn).pending
-    if pending:
-        raise SchemaTooOld(
-            f"the database schema lacks migration(s) {', '.join(f'{f.version:03d}' for f in pending)};"
-            " run `mandate migrate up` first"
-        )
 
 
 def _report(result: ApplyResult, bundle: Bundle) -> None:
@@ -111,7 +100,7 @@ def check() -> None:
 
     url = database_url(settings())
     with connect(url, application="mandate governance check") as conn:
-        require_head(conn)
+        runner.require_head(conn)
     warnings = asyncio.run(_load_warnings(url))
     if not warnings:
         out.print("[green]governance check: no problems[/] — every stored spec, scope and active policy is usable")
