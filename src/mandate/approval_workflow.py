@@ -9,7 +9,6 @@ migration 012 refuse what slips through anyway.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
@@ -17,8 +16,7 @@ from psycopg import AsyncConnection
 from mandate.approvals.state import Approval, Refused, may_answer, route
 from mandate.db import approvals as q
 from mandate.tokens import Principal, Role
-
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 
 class NotFound(LookupError):

@@ -38,8 +38,8 @@ import mandate
 from mandate.console import settings
 from mandate.db.url import database_url
 from mandate.errors import ConfigError
+from mandate.vocabulary import Row
 
-Row = dict[str, Any]
 Format = Literal["ocsf", "jsonl"]
 OCSF_VERSION = "1.3.0"
 DISPOSITION = {"ALLOW": (1, "Allowed"), "BLOCK": (2, "Blocked"), "PAUSE": (14, "Delayed"), "OBSERVE": (17, "Logged")}

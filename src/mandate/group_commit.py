@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
@@ -35,8 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from mandate.db.pool import ANSWER_S
 from mandate.errors import DatabaseUnavailable
 from mandate.service import IngestResult, Prepared, existing
-
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 
 @dataclass

@@ -41,10 +41,8 @@ from mandate.evaluator import (
 from mandate.governance.cache import DomainGovernance, Governance, load_row
 from mandate.governance.records import signal_to_record
 from mandate.observe import ObserveResult, extract
+from mandate.vocabulary import STAGES, Row
 
-Row = dict[str, Any]
-
-STAGES = ("proposed", "pre_commit", "executed")
 SELECTOR_FIELDS = ("environment", "service", "agent", "system", "tenant")
 _SEVERITY = {"ALLOW": "info", "OBSERVE": "info", "PAUSE": "warning", "BLOCK": "critical"}
 _UUID_CHARS = frozenset("0123456789abcdefABCDEF-")

@@ -21,10 +21,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
+from mandate.vocabulary import is_slug
+
 PREFIX = "mdt_"
 _SECRET = re.compile(r"^mdt_[A-Za-z0-9_-]{43}$")
 _EXPIRY = re.compile(r"^(\d{1,5})([hdw])$")
-_SLUG = re.compile(r"^[a-z0-9_-]+$")
 
 
 class Role(StrEnum):
@@ -77,7 +78,7 @@ def parse_expiry(text: str, now: datetime) -> datetime | None:
 def parse_domains(text: str) -> frozenset[str]:
     """`a,b` → {a, b}; ValueError unless every name is a slug."""
     names = [name.strip() for name in text.split(",") if name.strip()]
-    bad = [name for name in names if not _SLUG.match(name)]
+    bad = [name for name in names if not is_slug(name)]
     if not names or bad:
         raise ValueError(f"domains must be slugs separated by commas (got {text!r})")
     return frozenset(names)

@@ -23,8 +23,7 @@ from typing import Any
 
 from mandate.approvals.binding import differences
 from mandate.approvals.state import Approval, State
-
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 
 @dataclass(frozen=True)

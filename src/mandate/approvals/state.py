@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 IMPLICIT_REQUIREMENT = "approval"
 """The one requirement of a PAUSE whose spec names none in `pause_requires`."""

@@ -21,8 +21,7 @@ from psycopg.types.json import Jsonb
 
 from mandate.approvals.state import Approval
 from mandate.db.decisions import VERDICT_STAGE, Cursor
-
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 _REQUEST = """SELECT a.*, a.stage::text AS stage FROM mandate.approval_requests a"""
 _EVENTS = """SELECT approval_id, kind, requirement, token_id, actor, reason, created_at

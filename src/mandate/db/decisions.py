@@ -16,6 +16,8 @@ from uuid import UUID
 import orjson
 from psycopg import AsyncConnection, sql
 
+from mandate.vocabulary import STAGES
+
 DECISION_COLUMNS = sql.SQL(
     """d.decision_id, d.stage::text AS stage, d.organization_id, d.domain, d.intent, d.actor, d.target,
        d."timestamp", d.created_at, d.spec_id, d.spec_version, d.scope AS attribution,
@@ -36,7 +38,7 @@ VERDICT_OF_DECISION = sql.SQL(
 ).format(stage=sql.SQL(VERDICT_STAGE))
 
 
-CURSOR_STAGES = (None, "proposed", "pre_commit", "executed")  # what a page's last row can hold (mandate.stage)
+CURSOR_STAGES = (None, *STAGES)  # what a page's last row can hold (mandate.stage)
 
 
 class BadCursor(ValueError):

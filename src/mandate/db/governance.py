@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection
 
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 
 async def list_organizations(conn: AsyncConnection[Row]) -> list[Row]:

@@ -14,8 +14,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from mandate.tokens import Principal, Role
-
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 LOOKUP = """SELECT t.token_id, t.name, t.organization_id, t.domains, t.role, t.expires_at, t.teams,
                    r.revoked_at IS NOT NULL AS revoked

@@ -19,7 +19,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 
 def set_webhook(

@@ -43,7 +43,6 @@ from mandate.evaluator import (
     spec_problems,
 )
 from mandate.governance.bundle import (
-    SLUG,
     Bundle,
     BundleError,
     BundleProblem,
@@ -58,8 +57,8 @@ from mandate.governance.bundle import (
     unique,
 )
 from mandate.governance.records import policies_from_records, policy_to_record, scope_from_record, spec_from_record
+from mandate.vocabulary import Row, is_slug
 
-Row = dict[str, Any]
 DomainKey = tuple[str, str]  # (organization_id, domain)
 SpecKey = tuple[str, str]  # (spec_id, version)
 Governs = tuple[str, str, str, str]  # (organization_id, domain, intent, stage)
@@ -319,7 +318,7 @@ class _Planner:
                     {"name": (row["name"], item.display_name), "description": (row["description"], item.description)},
                 )
                 continue
-            if not SLUG.fullmatch(item.domain):
+            if not is_slug(item.domain):
                 continue  # reported by bundle_problems
             if org not in self.organizations:
                 self.problem(

@@ -57,10 +57,9 @@ from mandate.evaluator import (
     spec_problems,
 )
 from mandate.governance.records import enforcement_to_record, scope_from_record, signal_to_record, spec_from_record
+from mandate.vocabulary import Stage, is_scope_id, is_slug
 
-SLUG = re.compile(r"^[a-z0-9_-]+$")
 """A domain: lower-case letters, digits, `_` and `-` (the database's CHECK)."""
-SCOPE_ID = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")
 """A scope id: dot-separated slugs (the database's CHECK); the first one must be the scope's domain."""
 SECTIONS = ("organizations", "domains", "scopes", "specs", "snapshots")
 DEMO_FILE = "demo.yaml"
@@ -145,7 +144,6 @@ class EnforcementDecl(Declaration):
 
 
 SpecStatus = Literal["draft", "active", "deprecated"]
-Stage = Literal["proposed", "pre_commit", "executed"]
 
 
 class SpecDecl(Declaration):
@@ -377,7 +375,7 @@ def bundle_problems(bundle: Bundle) -> list[BundleProblem]:
     problems: list[BundleProblem] = []
     for domain in bundle.domains:
         slug = domain.item.domain
-        if not SLUG.fullmatch(slug):
+        if not is_slug(slug):
             problems.append(
                 BundleProblem.at(
                     domain,
@@ -399,7 +397,7 @@ def bundle_problems(bundle: Bundle) -> list[BundleProblem]:
 
 def scope_id_problems(scope: Located[ScopeDecl]) -> list[BundleProblem]:
     scope_id, domain = scope.item.scope_id, scope.item.domain
-    if not SCOPE_ID.fullmatch(scope_id):
+    if not is_scope_id(scope_id):
         return [
             BundleProblem.at(
                 scope,

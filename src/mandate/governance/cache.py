@@ -43,8 +43,7 @@ from mandate.governance.records import (
     scope_from_record,
     spec_from_record,
 )
-
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,9 +24,7 @@ import psycopg
 import yaml
 
 from mandate.errors import ConfigError
-
-SLUG = re.compile(r"^[a-z0-9_-]+$")
-SCOPE_ID = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$")
+from mandate.vocabulary import is_scope_id, is_slug
 
 TABLES_DDL = """
 CREATE TABLE IF NOT EXISTS mandate.migration_008_domain_slugs (
@@ -194,7 +191,7 @@ def parse_domain_slug(raw: str, option: str = "--domain-slug") -> DomainSlug:
 def _domain_slug(name: str, slug: str, organization_id: uuid.UUID | None, option: str) -> DomainSlug:
     if not name:
         raise ConfigError(f"{option}: the domain name is empty")
-    if not SLUG.match(slug):
+    if not is_slug(slug):
         raise ConfigError(f"{option}: {slug!r} (for {name!r}) is not a slug: use lower-case a-z, 0-9, '_' and '-'")
     return DomainSlug(name, slug, organization_id)
 
@@ -231,7 +228,7 @@ def read_scope_id_map(path: Path) -> list[ScopeId]:
         raw_uuid, scope_id = str(row.get("legacy_scope_uuid") or ""), str(row.get("scope_id") or "")
         if not _is_uuid(raw_uuid):
             raise ConfigError(f"{option}: {raw_uuid!r} is not a scope UUID")
-        if not SCOPE_ID.match(scope_id):
+        if not is_scope_id(scope_id):
             raise ConfigError(
                 f"{option}: {scope_id!r} (for {raw_uuid}) is not a scope id: <domain>.<part>[.<part>…], "
                 "each part a slug (a-z, 0-9, '_', '-')"
@@ -250,7 +247,7 @@ def parse_unattributed(raw: str) -> Unattributed:
     org, sep, domain = raw.partition("/")
     if not sep or not _is_uuid(org.strip()):
         raise ConfigError(f"--unattributed-to must be ORG_ID/DOMAIN with ORG_ID a UUID (got {raw!r})")
-    if not SLUG.match(domain.strip()):
+    if not is_slug(domain.strip()):
         raise ConfigError(f"--unattributed-to: {domain!r} is not a domain slug (a-z, 0-9, '_', '-')")
     return Unattributed(uuid.UUID(org.strip()), domain.strip())
 

@@ -43,8 +43,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import mandate
 from mandate.group_commit import GroupCommit, Waiting
 from mandate.service import IngestResult, Prepared
-
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 GENAI_CONVENTIONS = (
     "OpenTelemetry semantic conventions, GenAI security: the `apply_guardrail` span "

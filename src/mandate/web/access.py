@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
 from uuid import UUID
 
 from fastapi import Request
@@ -23,9 +22,9 @@ from starlette.routing import BaseRoute
 
 from mandate.db.decisions import DecisionFilter
 from mandate.tokens import Permission, Principal
+from mandate.vocabulary import Row
 from mandate.web.errors import ApiError
 
-Row = dict[str, Any]
 PUBLIC = None
 """A route anybody may call, without a token: it reveals no data."""
 

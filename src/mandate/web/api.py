@@ -11,7 +11,6 @@ sent), and a decision or snapshot it may not see is 404 exactly like one that do
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
@@ -29,6 +28,7 @@ from mandate.errors import MandateError
 from mandate.migrate.files import head_version
 from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range
 from mandate.service import DecisionRequest, IngestError, Problem
+from mandate.vocabulary import Row, Stage, is_slug
 from mandate.web import doc
 from mandate.web.access import check_domain, forbidden, organization_for, principal, restrict, visible_rows
 from mandate.web.errors import DECISION_PATHS, ApiError, JSONResponse, reject_attribution
@@ -37,10 +37,7 @@ from mandate.web.state import ServerState
 
 router = APIRouter(dependencies=[Depends(check_parameters)])
 JSON_BODY = [Depends(require_json)]
-Row = dict[str, Any]
-Stage = Literal["proposed", "pre_commit", "executed"]
 VerdictName = Literal["ALLOW", "PAUSE", "BLOCK", "OBSERVE"]
-_SLUG = re.compile(r"^[a-z0-9_-]+$")
 LIST_PARAMS = frozenset(
     {
         "organization_id",
@@ -108,7 +105,7 @@ def _domain(request: Request, domain: str | None, domain_name: str | None) -> st
             [Problem("domain", "conflict", "give domain or domain_name, not two different values")],
         )
     value = domain if domain is not None else domain_name
-    if value is not None and not _SLUG.match(value):
+    if value is not None and not is_slug(value):
         raise ApiError(
             422,
             "invalid_request",
@@ -254,7 +251,7 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
         req = to_request(body, received_at, p.token_id)
         # Well-formed attribution outside the token is 403; malformed attribution is the service's 422 (§3.1).
         if (_is_uuid(req.organization_id) and not p.sees_organization(str(req.organization_id))) or (
-            req.domain is not None and _SLUG.match(req.domain) and p.domains is not None and req.domain not in p.domains
+            req.domain is not None and is_slug(req.domain) and p.domains is not None and req.domain not in p.domains
         ):
             raise forbidden()
         result = await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mandate.db import decisions as q
 from mandate.db import governance as gq
+from mandate.vocabulary import Row
 from mandate.web.access import restrict, visible_rows
 from mandate.web.api import state
 from mandate.web.inputs import check_parameters
@@ -36,7 +36,6 @@ from mandate.web.ui import (
 )
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_parameters)])
-Row = dict[str, Any]
 RECENT = 20  # decisions shown on a policy or scope page; the list page has the rest
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Row = dict[str, Any]
+from mandate.vocabulary import Row
 
 
 class ProblemModel(BaseModel):

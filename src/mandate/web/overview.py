@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
 from mandate.db import decisions as q
+from mandate.vocabulary import Row
 from mandate.web.api import state
 from mandate.web.inputs import check_parameters
 from mandate.web.ui import (
@@ -40,7 +41,6 @@ from mandate.web.ui import (
 )
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_parameters)])
-Row = dict[str, Any]
 PRESETS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 TOP = 10
 BREAKDOWNS = (  # (key of q.BREAKDOWNS, title, the decisions-page filter a row links to)

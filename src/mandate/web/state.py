@@ -14,7 +14,6 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
@@ -24,10 +23,10 @@ from mandate.db import approvals as approval_queries
 from mandate.governance import cache
 from mandate.group_commit import GroupCommit
 from mandate.migrate.runner import HOLDER_QUERY, LOCK_KEYS
+from mandate.vocabulary import Row
 from mandate.web import webhooks
 
 log = logging.getLogger("mandate.server")
-Row = dict[str, Any]
 
 
 def report_governance_warnings(warnings: list[cache.GovernanceWarning]) -> None:

@@ -52,20 +52,19 @@ from mandate.governance.records import scope_from_record
 from mandate.migrate.files import head_version
 from mandate.replay import MIN_ID_PREFIX, prefix_range
 from mandate.service import Problem, stored_flips
+from mandate.vocabulary import STAGES, Row, is_slug
 from mandate.web.access import principal, restrict, visible_rows
 from mandate.web.api import state
 from mandate.web.errors import JSONResponse, error_body
 from mandate.web.inputs import EARLIEST, LATEST, check_parameters
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_parameters)])
-Row = dict[str, Any]
 Conn = AsyncConnection[Row]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 ALL_DOMAINS = "*"
 VERDICTS = ("BLOCK", "PAUSE", "ALLOW", "OBSERVE")  # most severe first
-STAGES = ("proposed", "pre_commit", "executed")
 TEXT_FILTERS = ("intent", "service", "agent", "actor", "target")  # match any part of the value, any case
 NAME_FILTERS = ("policy_id", "spec_id", "scope_id", "owning_team")  # exact names, as the links carry them
 FILTERS = ("verdict", "stage", *TEXT_FILTERS, *NAME_FILTERS, "since", "until")
@@ -124,7 +123,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-_SLUG = re.compile(r"^[a-z0-9_-]+$")
 _BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2629746, "year": 31556952}
 _BUCKET_LABEL = {
     "minute": "%m-%d %H:%M",
@@ -331,7 +329,7 @@ async def _place(conn: Conn, request: Request, problems: Problems, *, default_do
     if domain == ALL_DOMAINS:
         place.all_domains = True
     elif domain is not None:
-        if not _SLUG.match(domain) or domain not in names:
+        if not is_slug(domain) or domain not in names:
             shown = domain[:64]
             problems.add("domain", f"domain {shown!r} does not exist here; choose one of: {', '.join(names) or 'none'}")
         else:

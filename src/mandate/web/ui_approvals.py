@@ -42,7 +42,6 @@ from mandate.web.ui import (
 )
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_parameters)])
-Row = dict[str, Any]
 STATES = tuple(s.value for s in State)  # the queue's filter, pending (the default) first
 FINDING_KINDS = {
     "unapproved_execution": "Executed without approval",

@@ -22,9 +22,9 @@ from psycopg_pool import AsyncConnectionPool
 from mandate.approvals import webhook
 from mandate.db import approvals as approval_queries
 from mandate.db import webhooks as webhook_queries
+from mandate.vocabulary import Row
 
 log = logging.getLogger("mandate.webhooks")
-Row = dict[str, Any]
 
 LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('mandate.webhooks', 0)) AS mine"
 WINDOW = timedelta(days=7)
