@@ -1,6 +1,6 @@
 """Group commit: the decisions that wait to be written at the same moment share one transaction.
 
-Each decision is still its own single statement (decision, verdict and both timeline entries, `service.
+Each decision is still its own single statement (decision, verdict and both timeline entries, `db.writes.
 INSERT_DECISION`), so none is ever half-written; what the decisions of a batch share is the round trip (pipeline
 mode) and the commit — one WAL flush instead of one per decision. Every caller gets its answer only after the
 COMMIT of the transaction that holds its decision.

@@ -25,7 +25,7 @@ from mandate.approvals import binding as bindings
 from mandate.approvals import resume
 from mandate.approvals.state import IMPLICIT_REQUIREMENT, Approval
 from mandate.db import approvals as approval_queries
-from mandate.db import decisions
+from mandate.db import decisions, writes
 from mandate.db import governance as governance_queries
 from mandate.evaluator import (
     Decision,
@@ -78,11 +78,8 @@ ATTRIBUTION_FIELDS = ("decision_id", "organization_id", "domain", "intent", "sta
 async def record_rejection(conn: AsyncConnection[Row], exc: IngestError, fields: Mapping[str, str | None]) -> None:
     """Append an attribution rejection (§3.1) to `mandate.decision_rejections`. `fields` (ATTRIBUTION_FIELDS) are
     what the client sent, rendered safe to store: no NUL, no lone surrogate."""
-    await conn.execute(
-        """INSERT INTO mandate.decision_rejections (reason, problems, decision_id, organization_id, domain, intent,
-                                                    stage) VALUES (%s, %s, %s, %s, %s, %s, %s)""",
-        [exc.message, Jsonb([p.to_dict() for p in exc.problems]), *(fields.get(name) for name in ATTRIBUTION_FIELDS)],
-    )
+    problems = [p.to_dict() for p in exc.problems]
+    await writes.insert_rejection(conn, exc.message, problems, [fields.get(name) for name in ATTRIBUTION_FIELDS])
 
 
 @dataclass(frozen=True)
@@ -247,91 +244,6 @@ def explanation_dict(evaluation: Evaluation, observed: ObserveResult | None) -> 
     return e
 
 
-_WRITE_DECISION = """
-WITH ins_d AS (
-    INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
-                                         organization_id, domain, spec_id, spec_version, request_hash, token_id)
-    VALUES (%(decision_id)s, %(intent)s, %(stage)s::mandate.stage, %(actor)s, %(target)s, %(context)s, %(scope)s,
-            %(timestamp)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s, %(request_hash)s,
-            %(token_id)s)
-    ON CONFLICT (decision_id, stage) DO NOTHING
-    RETURNING decision_id, stage
-), ins_v AS (
-    INSERT INTO mandate.verdict_events (verdict_id, decision_id, stage, snapshot_id, snapshot_version, verdict,
-                                        matched_policy_ids, "timestamp", organization_id, domain, spec_id,
-                                        spec_version, scope_id, owning_team, summary, explanation, pause_requires,
-                                        pause_expires_at)
-    SELECT %(verdict_id)s, decision_id, stage, %(snapshot_id)s, %(snapshot_version)s, %(verdict)s::mandate.verdict,
-           %(matched)s, %(evaluated_at)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s,
-           %(scope_id)s, %(owning_team)s, %(summary)s, %(explanation)s, %(pause_requires)s, %(pause_expires_at)s
-    FROM ins_d
-    RETURNING verdict_id
-), ins_t AS (
-    INSERT INTO mandate.audit_timeline_entries (decision_id, stage, intent, actor, target, summary, details, severity,
-                                                event_source, authority_level, "timestamp", organization_id, domain,
-                                                spec_id, spec_version)
-    SELECT ins_d.decision_id, ins_d.stage, %(intent)s, %(actor)s, %(target)s, e.summary, e.details, e.severity,
-           e.source::mandate.event_source, e.authority::mandate.authority_level, e.ts, %(organization_id)s,
-           %(domain)s, %(spec_id)s, %(spec_version)s
-    FROM ins_d CROSS JOIN (VALUES
-        ('decision received', %(received_details)s::jsonb, 'info', 'agent', 'agent', %(received_at)s::timestamptz),
-        (%(evaluated_summary)s, %(evaluated_details)s::jsonb, %(severity)s, 'system', 'system',
-         %(evaluated_at)s::timestamptz)
-    ) AS e (summary, details, severity, source, authority, ts)
-    RETURNING entry_id
-)"""
-
-_ANSWER = """
-SELECT (SELECT count(*) FROM ins_d) AS inserted,
-       (SELECT count(*) FROM ins_v) AS verdicts,
-       (SELECT count(*) FROM ins_t) AS entries
-"""
-
-INSERT_DECISION = _WRITE_DECISION + _ANSWER
-"""Store a decision stage, its verdict and its two timeline entries: one statement, so never half-written. An
-identical (decision_id, stage) already stored inserts nothing (`inserted` 0)."""
-
-INSERT_GOVERNED_DECISION = (
-    _WRITE_DECISION  # noqa: S608 - constant SQL text; every value is a bound parameter
-    + (
-        """, ins_a AS (
-    INSERT INTO mandate.approval_requests (approval_id, decision_id, stage, verdict_id, organization_id, domain,
-                                           spec_id, spec_version, snapshot_id, snapshot_version, scope_id, owning_team,
-                                           escalation, requirements, binding_digest, binding, expires_at, token_id)
-    SELECT %(verdict_id)s, decision_id, stage, %(verdict_id)s, %(organization_id)s, %(domain)s, %(spec_id)s,
-           %(spec_version)s, %(snapshot_id)s, %(snapshot_version)s, %(scope_id)s, %(owning_team)s, %(escalation)s,
-           %(requirements)s, %(binding_digest)s, %(binding)s, %(pause_expires_at)s, %(token_id)s
-    FROM ins_d WHERE %(requirements)s::text[] IS NOT NULL
-    RETURNING approval_id
-), ins_c AS (
-    INSERT INTO mandate.approval_consumptions (approval_id, decision_id, stage, verdict_id)
-    SELECT %(consumes)s, decision_id, stage, %(verdict_id)s FROM ins_d WHERE %(consumes)s::uuid IS NOT NULL
-    RETURNING approval_id
-), ins_f AS (
-    INSERT INTO mandate.findings (finding_id, decision_id, stage, organization_id, domain, kind, approval_id, summary,
-                                  details)
-    SELECT %(finding_id)s, decision_id, stage, %(organization_id)s, %(domain)s, %(finding_kind)s,
-           %(finding_approval)s, %(finding_summary)s, %(finding_details)s
-    FROM ins_d WHERE %(finding_id)s::uuid IS NOT NULL
-    RETURNING finding_id
-), ins_ft AS (
-    INSERT INTO mandate.audit_timeline_entries (decision_id, stage, intent, actor, target, summary, details, severity,
-                                                event_source, authority_level, "timestamp", organization_id, domain,
-                                                spec_id, spec_version)
-    SELECT ins_d.decision_id, ins_d.stage, %(intent)s, %(actor)s, %(target)s, 'finding: ' || %(finding_summary)s,
-           %(finding_details)s, 'critical', 'system', 'system', %(evaluated_at)s, %(organization_id)s, %(domain)s,
-           %(spec_id)s, %(spec_version)s
-    FROM ins_d WHERE %(finding_id)s::uuid IS NOT NULL
-    RETURNING entry_id
-)"""
-    )
-    + _ANSWER
-    + ", (SELECT count(pg_notify('mandate_approvals', approval_id::text)) FROM ins_c) AS consumed"
-)
-"""`INSERT_DECISION` for a stage that approvals concern: a PAUSE (its approval request), a resume (the approval's
-consumption: a second consumption violates its primary key and nothing of the statement is stored) or an `executed`
-stage with a finding (the finding and its timeline entry). Still one statement."""
-
 _NO_APPROVAL_WORK: dict[str, Any] = {
     "escalation": None,
     "requirements": None,
@@ -355,7 +267,7 @@ class Prepared:
     verdict_id: uuid.UUID
     explanation: dict[str, Any]
     request_hash: str
-    statement: str = INSERT_DECISION
+    statement: str = writes.INSERT_DECISION
 
     def created(self) -> IngestResult:
         """The answer once `INSERT_DECISION` stored it (its row says `inserted`)."""
@@ -516,13 +428,13 @@ def prepare(
     evaluated_at = datetime.now(UTC)
     verdict_id = uuid.uuid4()
     explanation = explanation_dict(evaluation, observed)
-    statement = INSERT_DECISION
+    statement = writes.INSERT_DECISION
     extra: dict[str, Any] = {}
     if evaluation.verdict.value == "PAUSE" or concerns_approvals(req):
         approvals = _approval_work(req, d, evaluation, decision, explanation, facts)
         if approvals is not None:
             explanation, extra = approvals
-            statement = INSERT_GOVERNED_DECISION
+            statement = writes.INSERT_GOVERNED_DECISION
     verdict = explanation["verdict"]
     request_hash = req.request_hash()
     assert req.stage is not None
@@ -633,27 +545,7 @@ async def record_outcome(
     conn: AsyncConnection[Row], decision_id: uuid.UUID, stage: str | None, outcome: str, details: Mapping[str, Any]
 ) -> Row:
     """Append an `outcome reported` timeline entry to a decision's stage (the latest stage when not given)."""
-    row = await (
-        await conn.execute(
-            """INSERT INTO mandate.audit_timeline_entries (decision_id, stage, intent, actor, target, summary, details,
-                   severity, event_source, authority_level, "timestamp", organization_id, domain, spec_id,
-                   spec_version)
-               SELECT d.decision_id, d.stage, d.intent, d.actor, d.target, 'outcome reported: ' || %(outcome)s,
-                      %(details)s, 'info', 'agent', 'agent', now(), d.organization_id, d.domain, d.spec_id,
-                      d.spec_version
-               FROM mandate.decision_events d
-               WHERE d.decision_id = %(decision_id)s
-                 AND (%(stage)s::mandate.stage IS NULL OR d.stage = %(stage)s::mandate.stage)
-               ORDER BY d."timestamp" DESC, d.stage DESC LIMIT 1
-               RETURNING entry_id, decision_id, stage::text AS stage, summary, details, "timestamp" """,
-            {
-                "decision_id": decision_id,
-                "stage": stage,
-                "outcome": outcome,
-                "details": Jsonb({"outcome": outcome, **details}),
-            },
-        )
-    ).fetchone()
+    row = await writes.insert_outcome(conn, decision_id, stage, outcome, details)
     if row is None:
         where = f" at stage {stage}" if stage else ""
         raise IngestError("not_found", f"decision {decision_id}{where} does not exist")

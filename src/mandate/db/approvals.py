@@ -3,7 +3,7 @@
 Every resolution event is announced on the channel `mandate_approvals` (payload: the approval id), so that a server
 answers its long-polls and event streams as soon as any worker records a change.
 
-Requests are written with their PAUSE verdict (`service.INSERT_DECISION`), consumptions and findings with the
+Requests are written with their PAUSE verdict (`db.writes.INSERT_DECISION`), consumptions and findings with the
 stage that caused them; this module reads them and appends resolution events. Every state change of one request is
 serialised by a transaction-level advisory lock on its id (no UPDATE privilege is needed, unlike SELECT … FOR
 UPDATE); the unique indexes of 012 are the backstop.

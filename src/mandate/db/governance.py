@@ -139,3 +139,9 @@ async def migration_log(conn: AsyncConnection[Row]) -> list[Row]:
                   tool_version, baseline, details FROM mandate.migration_log ORDER BY migration_version"""
     )
     return await cur.fetchall()
+
+
+async def schema_version(conn: AsyncConnection[Row]) -> int | None:
+    """The highest migration recorded in `migration_log` (None on an empty log)."""
+    row = await (await conn.execute("SELECT max(migration_version) AS v FROM mandate.migration_log")).fetchone()
+    return None if row is None else row["v"]

@@ -132,8 +132,8 @@ async def health(request: Request) -> JSONResponse:
     }
     try:
         async with s.pool.connection(timeout=3) as conn:
-            row = await (await conn.execute("SELECT max(migration_version) AS v FROM mandate.migration_log")).fetchone()
-        body.update(database="reachable", schema_version=row["v"] if row else None)
+            version = await gq.schema_version(conn)
+        body.update(database="reachable", schema_version=version)
     except Exception as exc:  # any failure to reach the database is "down", reported, not raised
         body.update(status="unavailable", database="unreachable", error=type(exc).__name__)
         return JSONResponse(body, status_code=503)
