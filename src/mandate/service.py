@@ -28,6 +28,7 @@ from mandate.db import approvals as approval_queries
 from mandate.db import decisions, writes
 from mandate.db import governance as governance_queries
 from mandate.evaluator import (
+    SELECTORS,
     Decision,
     Evaluation,
     GapCode,
@@ -43,7 +44,6 @@ from mandate.governance.records import signal_to_record
 from mandate.observe import ObserveResult, extract
 from mandate.vocabulary import STAGES, Row
 
-SELECTOR_FIELDS = ("environment", "service", "agent", "system", "tenant")
 _SEVERITY = {"ALLOW": "info", "OBSERVE": "info", "PAUSE": "warning", "BLOCK": "critical"}
 _UUID_CHARS = frozenset("0123456789abcdefABCDEF-")
 _SLUG_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
@@ -105,7 +105,7 @@ class DecisionRequest:
         return hashlib.sha256(orjson.dumps(self.raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def attribution(self) -> dict[str, str | None]:
-        return {name: _str_or_none(self.scope.get(name)) for name in SELECTOR_FIELDS}
+        return {name: _str_or_none(self.scope.get(name)) for name in SELECTORS}
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -335,7 +335,7 @@ def stored_binding(row: Row) -> dict[str, Any]:
         actor=row["actor"],
         target=row["target"],
         signals={**row["context"], **observed.get("values", {})},
-        attribution={name: _str_or_none(row["scope"].get(name)) for name in SELECTOR_FIELDS},
+        attribution={name: _str_or_none(row["scope"].get(name)) for name in SELECTORS},
     )
 
 
@@ -615,7 +615,7 @@ def replay_stage(governance: Governance, r: Row, snapshot_row: Row | None) -> Re
         return not_replayable(f"domain {r['organization_id']}/{r['domain']} cannot be found")
     observed = stored.get("observe") or {}
     context = {**r["context"], **observed.get("values", {})}
-    attribution = {name: _str_or_none(r["scope"].get(name)) for name in SELECTOR_FIELDS}
+    attribution = {name: _str_or_none(r["scope"].get(name)) for name in SELECTORS}
     decision = Decision(
         r["organization_id"], r["domain"], r["intent"], r["stage"], context, attribution, in_utc(r["timestamp"])
     )
