@@ -201,12 +201,14 @@ def request(client: httpx.Client, method: str, path: str, w: World, where: str, 
         return client.get(url, params=params, headers=headers)
     if path.endswith("/outcome"):
         return client.post(url, json={"outcome": "executed"}, headers=headers)
-    if path in ("/api/decisions", "/api/v1/decisions"):
+    if path in ("/api/decisions", "/api/v1/decisions", "/api/decisions/batch", "/api/v1/decisions/batch"):
         body = (
             flat(*CRITICAL_DROP, domain=domain)
             if where != "other"
             else flat("refund.issue", "pre_commit", "a", "t", {}, "svc", "agent", domain=OTHER)
         )
+        if path.endswith("/batch"):
+            return client.post(url, json={"decisions": [body]}, headers=headers)
         return client.post(url, json=body, headers=headers)
     if path.startswith("/access/"):
         return client.post(url, json={}, headers=headers)
@@ -233,6 +235,8 @@ def expected(method: str, path: str, role: str, where: str) -> set[int]:
         return {200, 400, 403, 404, 422}
     if path == "/api/shadow":
         return {200, 422}
+    if path.endswith("/decisions/batch"):  # each decision answers for itself: 201, or 403 outside the token's
+        return {200}
     if path in (
         "/migrations",
         "/api/tokens",

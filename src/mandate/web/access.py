@@ -33,6 +33,7 @@ RULES: dict[tuple[str, str], Permission | None] = {
     ("POST", "/api/decisions"): Permission.DECIDE,
     ("POST", "/api/decisions/{decision_id}/outcome"): Permission.DECIDE,
     ("GET", "/api/decisions"): Permission.READ,
+    ("POST", "/api/decisions/batch"): Permission.DECIDE,
     ("GET", "/api/verdicts"): Permission.READ,
     ("GET", "/api/decisions/{decision_id}"): Permission.READ,
     ("GET", "/api/decisions/{decision_id}/verdict"): Permission.READ,

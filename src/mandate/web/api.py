@@ -11,27 +11,42 @@ sent), and a decision or snapshot it may not see is 404 exactly like one that do
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
+import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import mandate
 from mandate import service
 from mandate.db import decisions as q
 from mandate.db import governance as gq
-from mandate.errors import MandateError
+from mandate.errors import DatabaseUnavailable, MandateError
 from mandate.migrate.files import head_version
 from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range
 from mandate.service import DecisionRequest, IngestError, Problem
 from mandate.vocabulary import Row, Stage, is_slug
 from mandate.web import doc
 from mandate.web.access import check_domain, forbidden, organization_for, principal, restrict, visible_rows
-from mandate.web.errors import DECISION_PATHS, ApiError, JSONResponse, reject_attribution
+from mandate.web.errors import (
+    BATCH_PATHS,
+    DECISION_PATHS,
+    ApiError,
+    JSONResponse,
+    database_answer,
+    error_body,
+    ingest_answer,
+    invalid_request,
+    is_attribution_problem,
+    reject_attribution,
+    rejection,
+    validation_problems,
+)
 from mandate.web.inputs import Timestamp, bounded, check_parameters, require_json, storable
 from mandate.web.state import ServerState
 
@@ -260,6 +275,72 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
             return await reject_attribution(request, body.model_dump(mode="json"), exc)
         raise
     return JSONResponse(result.body(), status_code=201 if result.created else 200)
+
+
+MAX_BATCH = 1000
+
+
+class BatchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    decisions: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="1 to 1,000 decisions, each a body as `POST /api/decisions` takes; each is checked, stored and "
+        "answered on its own",
+    )
+
+
+@router.post(BATCH_PATHS[0], tags=["decisions"], status_code=200, dependencies=JSON_BODY, **doc.batch)
+@router.post(BATCH_PATHS[1], include_in_schema=False, status_code=200, dependencies=JSON_BODY, **doc.batch)
+async def post_decision_batch(request: Request, body: BatchBody) -> JSONResponse:
+    """Ingest up to 1,000 decisions in one request, for agents and gateways that record many (`executed` stages).
+
+    200 with one result per decision, in order: the status and the body `POST /api/decisions` would have answered
+    for it alone. Each decision is atomic and idempotent on its own (a re-sent one answers 200 with the stored
+    verdict), and a bad one fails alone; the valid ones share the database's transactions (group commit). 413 above
+    16 MiB; 422 when `decisions` is missing, empty or longer than 1,000."""
+    _known(request, frozenset())
+    s = state(request)
+    _not_migrating(s)
+    received_at = datetime.now(UTC)
+    answers = await asyncio.gather(*(_batch_item(request, s, item, received_at) for item in body.decisions))
+    results = [{"status": status, **answer} for status, answer in answers]
+    stored = sum(1 for status, _ in answers if status == 201)
+    failed = sum(1 for status, _ in answers if status >= 400)
+    return JSONResponse({"results": results, "stored": stored, "failed": failed})
+
+
+async def _batch_item(request: Request, s: ServerState, item: Any, received_at: datetime) -> tuple[int, Row]:
+    """One decision of a batch: what `post_decision` answers for it, as (status, body); never raises for it."""
+    if not isinstance(item, dict):
+        return 422, invalid_request([Problem("body", "not_an_object", "a decision is a JSON object")])
+    try:
+        body = DecisionBody.model_validate(item)
+    except ValidationError as exc:
+        problems = validation_problems(exc.errors()) or [Problem("body", "invalid", "the decision is not valid")]
+        if is_attribution_problem(problems):
+            refused = IngestError("attribution", "decision attribution is missing or malformed", problems)
+            return 422, await rejection(request, item, refused)
+        return 422, invalid_request(problems)
+    p = principal(request)
+    try:
+        req = to_request(body, received_at, p.token_id)
+        if (_is_uuid(req.organization_id) and not p.sees_organization(str(req.organization_id))) or (
+            req.domain is not None and is_slug(req.domain) and p.domains is not None and req.domain not in p.domains
+        ):
+            raise forbidden()
+        result = await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at)
+    except IngestError as exc:
+        if exc.kind == "attribution":
+            return 422, await rejection(request, body.model_dump(mode="json"), exc)
+        return ingest_answer(exc)
+    except ApiError as exc:
+        return exc.status, error_body(exc.code, exc.message, exc.problems)
+    except psycopg.Error as exc:
+        return database_answer(exc)
+    except DatabaseUnavailable as exc:
+        return 503, error_body("unavailable", str(exc))
+    return (201 if result.created else 200), result.body()
 
 
 def _is_uuid(text: str | None) -> bool:

@@ -46,7 +46,7 @@ from mandate.web import (
 )
 from mandate.web.access import authorize
 from mandate.web.auth import Authenticate, Failures, Tokens
-from mandate.web.errors import BodyTooLarge, JSONResponse, error_body, printable_text
+from mandate.web.errors import BATCH_PATHS, BodyTooLarge, JSONResponse, error_body, printable_text
 from mandate.web.headers import SecurityHeaders
 from mandate.web.state import ServerState
 
@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mandate.access")
 DEFAULT_MAX_BODY = 256 * 1024
+DEFAULT_MAX_BATCH_BODY = 16 * 1024 * 1024  # POST /api/decisions/batch: up to 1,000 decisions
 POOL_TIMEOUT_S = WAIT_S  # a request that waits longer for a database connection is answered 503
 
 
@@ -63,6 +64,7 @@ def create_app(
     *,
     pool_size: int = 10,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    max_batch_body_bytes: int = DEFAULT_MAX_BATCH_BODY,
     group_commit: bool = True,
     auth: bool = True,
     cors_origins: tuple[str, ...] = (),
@@ -133,7 +135,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
 
     app.add_middleware(Authenticate, enabled=auth)
-    app.add_middleware(LimitAndLog, max_body_bytes=max_body_bytes)
+    app.add_middleware(LimitAndLog, max_body_bytes=max_body_bytes, max_batch_body_bytes=max_batch_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # pages, exports and the API docs' scripts
     if cors_origins:
         app.add_middleware(
@@ -159,15 +161,17 @@ class LimitAndLog:
 
     The limit holds while the body is read, whatever `Content-Length` says or whether the body is chunked: a
     declared length above it is refused before reading; otherwise `receive` counts the bytes and raises
-    `BodyTooLarge` (answered 413, connection closed) as soon as they pass it, so no route ever sees more.
+    `BodyTooLarge` (answered 413, connection closed) as soon as they pass it, so no route ever sees more. The
+    batch route (`POST /api/decisions/batch`) has its own, larger limit.
 
     A pure ASGI middleware: Starlette's `@app.middleware("http")` runs every request in an extra task and re-streams
     the response, which cost a third of the server's CPU under load (docs/benchmarks.md).
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_batch_body_bytes: int = DEFAULT_MAX_BATCH_BODY) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_batch_body_bytes = max_batch_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -175,7 +179,7 @@ class LimitAndLog:
             return
         started = time.perf_counter()
         status = 500
-        limit = self.max_body_bytes
+        limit = self.max_batch_body_bytes if scope["path"] in BATCH_PATHS else self.max_body_bytes
         length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         try:
             if length is not None and (not length.isdigit() or int(length) > limit):

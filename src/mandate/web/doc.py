@@ -38,6 +38,19 @@ class Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class BatchItem(Open):
+    """What `POST /api/decisions` would have answered for this decision alone: its status, and its body (a
+    `DecisionResult`, or an `ErrorBody`)."""
+
+    status: int
+
+
+class BatchResult(BaseModel):
+    results: list[BatchItem]
+    stored: int = Field(description="decisions stored by this request (status 201)")
+    failed: int = Field(description="decisions refused (status 400 or more); the others were stored before (200)")
+
+
 class Redirect(BaseModel):
     """A unique prefix answered with the whole id, for clients that do not follow redirects."""
 
@@ -144,6 +157,7 @@ health = _spec(Health, 200, 503)
 shadow = _spec(ShadowReport, 200, *_READ)
 decision = _spec(DecisionResult, 201, *_READ, 409, 413, 415, description="Stored; the verdict with its explanation")
 decision["responses"][200] = {"model": DecisionResult, "description": "An identical re-send: the stored verdict"}
+batch = _spec(BatchResult, 200, *_READ, 413, 415, description="One result per decision, in order")
 outcome = _spec(Outcome, 201, *_READ, 404, 413, 415, description="The outcome timeline entry")
 page = _spec(Page, 200, *_READ)
 items = _spec(Items, 200, *_READ)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -79,6 +80,7 @@ class BodyTooLarge(StarletteHTTPException):
 
 
 DECISION_PATHS = ("/api/decisions", "/api/v1/decisions")
+BATCH_PATHS = ("/api/decisions/batch", "/api/v1/decisions/batch")
 _ATTRIBUTION_ROOTS = frozenset({"organization_id", "domain", "domain_name", "intent", "stage", "decision_id"})
 _SCOPE_ATTRIBUTION = frozenset({"organization_id", "domain", "domain_name"})
 
@@ -169,6 +171,61 @@ class LastResort:
             await JSONResponse(body, status_code=500, headers={"x-request-id": request_id})(scope, receive, send)
 
 
+def validation_problems(errors: Sequence[Mapping[str, Any]]) -> list[Problem] | None:
+    """pydantic's errors as our problems (field, code, sentence); None when the body was not JSON at all."""
+    problems = []
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        kind = str(e.get("type", "invalid"))
+        message = str(e.get("msg", "invalid value"))
+        if kind == "json_invalid" or (kind == "missing" and loc == ("body",)):
+            return None
+        if kind == "extra_forbidden":
+            message = "unknown field"
+        if kind == "string_unicode":  # pydantic's own refusal of a lone surrogate: one code for one rule
+            kind, message = "surrogate", "must not contain lone surrogates (\\ud800–\\udfff); send valid Unicode"
+        field = _field(loc)
+        problems.append(Problem(printable(field, 120) or "body", kind, printable(f"{field}: {message}", 400) or ""))
+    return problems
+
+
+def is_attribution_problem(problems: Sequence[Problem]) -> bool:
+    """Whether a decision's problems concern its attribution (§3.1: answered OBSERVE, recorded as a rejection)."""
+    return any(_is_attribution(p.field) for p in problems)
+
+
+def invalid_request(problems: list[Problem]) -> dict[str, Any]:
+    return error_body("invalid_request", "the request is invalid; nothing was stored", problems)
+
+
+INGEST_STATUS = {"attribution": 422, "invalid_signals": 422, "conflict": 409, "not_found": 404}
+
+
+def ingest_answer(exc: IngestError) -> tuple[int, dict[str, Any]]:
+    """The status and body of a refused decision (or outcome)."""
+    body = error_body(exc.kind, exc.message, exc.problems)
+    body.update(exc.body)
+    return INGEST_STATUS[exc.kind], body
+
+
+def database_answer(exc: psycopg.Error) -> tuple[int, dict[str, Any]]:
+    """The status and body of a database error, by SQLSTATE (`sqlstate_status`); a 500 is logged."""
+    status = sqlstate_status(exc)
+    code = exc.sqlstate or "none"
+    if status == 503:
+        message = (
+            f"the database did not answer ({type(exc).__name__}, SQLSTATE {code}); retry later — a decision sent "
+            "again with the same decision_id is stored at most once"
+        )
+        return 503, error_body("unavailable", message)
+    if status == 500:
+        log.error("database error", extra={"sqlstate": code, "error": type(exc).__name__})
+        return 500, error_body("internal", f"database error (SQLSTATE {code})")
+    kind = {409: "conflict", 422: "unstorable"}[status]
+    message = f"the database refused this request's data (SQLSTATE {code}, {type(exc).__name__}); nothing was stored"
+    return status, error_body(kind, message)
+
+
 def install(app: FastAPI) -> None:
     app.add_middleware(LastResort)  # innermost of the app's middleware: just outside the routes and their handlers
 
@@ -178,37 +235,23 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        problems = []
-        for e in exc.errors():
-            loc = tuple(e.get("loc", ()))
-            kind = str(e.get("type", "invalid"))
-            message = str(e.get("msg", "invalid value"))
-            if kind == "json_invalid" or (kind == "missing" and loc == ("body",)):
-                body = error_body(
-                    "malformed_body",
-                    "the body is not valid JSON (or is empty); nothing was stored",
-                    [Problem("body", "malformed_json", "the body is not valid JSON")],
-                )
-                return JSONResponse(body, status_code=400)
-            if kind == "extra_forbidden":
-                message = "unknown field"
-            if kind == "string_unicode":  # pydantic's own refusal of a lone surrogate: one code for one rule
-                kind, message = "surrogate", "must not contain lone surrogates (\\ud800–\\udfff); send valid Unicode"
-            field = _field(loc)
-            problems.append(Problem(printable(field, 120) or "body", kind, printable(f"{field}: {message}", 400) or ""))
+        problems = validation_problems(exc.errors())
+        if problems is None:
+            body = error_body(
+                "malformed_body",
+                "the body is not valid JSON (or is empty); nothing was stored",
+                [Problem("body", "malformed_json", "the body is not valid JSON")],
+            )
+            return JSONResponse(body, status_code=400)
         attribution = any(_is_attribution(p.field) for p in problems)
         if attribution and request.method == "POST" and request.url.path in DECISION_PATHS:
             rejected = IngestError("attribution", "decision attribution is missing or malformed", problems)
             return await reject_attribution(request, exc.body, rejected)
-        return JSONResponse(
-            error_body("invalid_request", "the request is invalid; nothing was stored", problems), status_code=422
-        )
+        return JSONResponse(invalid_request(problems), status_code=422)
 
     @app.exception_handler(IngestError)
     async def ingest_error(_request: Request, exc: IngestError) -> Response:
-        status = {"attribution": 422, "invalid_signals": 422, "conflict": 409, "not_found": 404}[exc.kind]
-        body = error_body(exc.kind, exc.message, exc.problems)
-        body.update(exc.body)
+        status, body = ingest_answer(exc)
         return JSONResponse(body, status_code=status)
 
     @app.exception_handler(BadCursor)
@@ -223,22 +266,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(psycopg.Error)
     async def db_error(_request: Request, exc: psycopg.Error) -> Response:
-        status = sqlstate_status(exc)
-        code = exc.sqlstate or "none"
-        if status == 503:
-            message = (
-                f"the database did not answer ({type(exc).__name__}, SQLSTATE {code}); retry later — a decision sent "
-                "again with the same decision_id is stored at most once"
-            )
-            return JSONResponse(error_body("unavailable", message), status_code=503, headers={"retry-after": "1"})
-        if status == 500:
-            log.error("database error", extra={"sqlstate": code, "error": type(exc).__name__})
-            return JSONResponse(error_body("internal", f"database error (SQLSTATE {code})"), status_code=500)
-        kind = {409: "conflict", 422: "unstorable"}[status]
-        message = (
-            f"the database refused this request's data (SQLSTATE {code}, {type(exc).__name__}); nothing was stored"
-        )
-        return JSONResponse(error_body(kind, message), status_code=status)
+        status, body = database_answer(exc)
+        return JSONResponse(body, status_code=status, headers={"retry-after": "1"} if status == 503 else None)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -273,6 +302,11 @@ def _wants_a_page(request: Request) -> bool:
 
 async def reject_attribution(request: Request, sent: Any, exc: IngestError) -> JSONResponse:
     """§3.1: malformed or unknown attribution → 422 with verdict OBSERVE, recorded in the rejection log."""
+    return JSONResponse(await rejection(request, sent, exc), status_code=422)
+
+
+async def rejection(request: Request, sent: Any, exc: IngestError) -> dict[str, Any]:
+    """Record an attribution rejection (§3.1) of the decision body `sent`; the body of its 422 (verdict OBSERVE)."""
     body: dict[str, Any] = sent if isinstance(sent, dict) else {}
     scope: dict[str, Any] = body["scope"] if isinstance(body.get("scope"), dict) else {}
     fields = {
@@ -287,4 +321,4 @@ async def reject_attribution(request: Request, sent: Any, exc: IngestError) -> J
     answer = error_body(exc.kind, exc.message, exc.problems)
     answer["verdict"] = "OBSERVE"
     answer["decision_id"] = printable(fields["decision_id"])
-    return JSONResponse(answer, status_code=422)
+    return answer
