@@ -11,7 +11,14 @@ MandateError                   every error this package raises on purpose; the m
 │   ├── UnknownDatabaseShape   the database is neither empty, nor Mandate-managed, nor legacy Mandate
 │   ├── CheckFailed            a migration check (pre-flight, gate, verification) failed: names rows and remedy
 │   └── SchemaTooOld           the schema is older than this code needs (names the command to run)
-└── GovernanceError            a governance bundle or request broke a rule (names file, object, field)
+├── GovernanceError            a governance bundle or request broke a rule (names file, object, field)
+├── IngestError (service)      a decision or outcome not stored: `kind` attribution | invalid_signals | conflict |
+│                              not_found, with its problems (web/errors.py: 422 | 422 | 409 | 404)
+├── BadCursor (db.decisions)   a pagination cursor this server did not produce (400)
+└── ApiError (web.errors)      an HTTP answer a route decided: status, code, message, problems
+
+The evaluator's errors (`evaluator.errors.EvaluatorError`) stay outside the tree on purpose: the evaluator imports
+nothing of Mandate (docs/architecture.md); the governance loader turns them into reports, never into failures.
 """
 
 from __future__ import annotations

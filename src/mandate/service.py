@@ -27,6 +27,7 @@ from mandate.approvals.state import IMPLICIT_REQUIREMENT, Approval
 from mandate.db import approvals as approval_queries
 from mandate.db import decisions, writes
 from mandate.db import governance as governance_queries
+from mandate.errors import MandateError
 from mandate.evaluator import (
     SELECTORS,
     Decision,
@@ -61,7 +62,7 @@ class Problem:
         return {"field": self.field, "code": self.code, "message": self.message}
 
 
-class IngestError(Exception):
+class IngestError(MandateError):
     """A request that is not stored as a decision. `kind` tells the web layer how to answer."""
 
     def __init__(self, kind: str, message: str, problems: list[Problem] | None = None, body: Row | None = None):

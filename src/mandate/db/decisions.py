@@ -16,6 +16,7 @@ from uuid import UUID
 import orjson
 from psycopg import AsyncConnection, sql
 
+from mandate.errors import MandateError
 from mandate.vocabulary import STAGES
 
 DECISION_COLUMNS = sql.SQL(
@@ -41,7 +42,7 @@ VERDICT_OF_DECISION = sql.SQL(
 CURSOR_STAGES = (None, *STAGES)  # what a page's last row can hold (mandate.stage)
 
 
-class BadCursor(ValueError):
+class BadCursor(MandateError, ValueError):
     """A pagination cursor that this server did not produce."""
 
 

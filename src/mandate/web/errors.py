@@ -26,7 +26,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mandate.db.decisions import BadCursor
-from mandate.errors import DatabaseUnavailable
+from mandate.errors import DatabaseUnavailable, MandateError
 from mandate.service import IngestError, Problem, record_rejection
 
 log = logging.getLogger("mandate.server")
@@ -41,7 +41,9 @@ class JSONResponse(StarletteJSONResponse):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
-class ApiError(Exception):
+class ApiError(MandateError):
+    """An HTTP answer other than success, decided by a route: its status, code, message and problems."""
+
     def __init__(self, status: int, code: str, message: str, problems: list[Problem] | None = None) -> None:
         super().__init__(message)
         self.status = status
