@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mandate.client import AsyncMandateClient, MandateClient, Verdict
+from mandate.client import AsyncMandateClient, MandateClient, MandateError, MandateValidationError, Verdict
 from mandate.demo import scenarios as s
 from tests.client.conftest import DemoServer
 
@@ -130,3 +130,33 @@ def test_async_decide_and_replay(demo_server: DemoServer) -> None:
     assert first.paused and first.pause_requires == ("compliance-team",)
     assert first.explanation["observe"]["values"]["monetary_amount"] == 250
     assert again.idempotent_replay and again.verdict_id == first.verdict_id
+
+
+def test_decide_many_answers_each_decision_in_order_and_a_bad_one_alone(client: MandateClient) -> None:
+    resent = uuid.uuid4()
+    first = client.decide(s.LARGE_PRODUCTION_WRITE.intent, "pre_commit", decision_id=resent,
+                          **s.LARGE_PRODUCTION_WRITE.decide_args())  # fmt: skip
+    good = [{"intent": sc.intent, "stage": sc.stage, **sc.decide_args()} for sc in s.ALL]
+    bad_signal = {**good[0], "context": {"content_length": "large", "content_type": "yaml"}}
+    again = {**good[0], "decision_id": resent}
+
+    results = client.decide_many([*good, bad_signal, again])
+
+    verdicts = results[: len(good)]
+    assert [v.verdict for v in verdicts if isinstance(v, Verdict)] == [sc.expected for sc in s.ALL]
+    assert isinstance(results[-2], MandateValidationError) and results[-2].code == "invalid_signals"
+    replay = results[-1]
+    assert isinstance(replay, Verdict) and replay.idempotent_replay and replay.verdict_id == first.verdict_id
+    with pytest.raises(TypeError, match="colour"):
+        client.decide_many([{**good[0], "colour": "red"}])
+    with pytest.raises(ValueError, match="1 to 1000"):
+        client.decide_many([])
+
+
+def test_async_decide_many(demo_server: DemoServer) -> None:
+    async def run() -> list[Verdict | MandateError]:
+        async with AsyncMandateClient(demo_server.url, organization_id=s.ORGANIZATION_ID) as c:
+            return await c.decide_many([{"intent": sc.intent, "stage": sc.stage, **sc.decide_args()} for sc in s.ALL])
+
+    results = asyncio.run(run())
+    assert [r.verdict for r in results if isinstance(r, Verdict)] == [sc.expected for sc in s.ALL]

@@ -4,7 +4,7 @@ awaited; `list_decisions` is an async iterator."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -178,6 +178,17 @@ class AsyncMandateClient:
             return replace(verdict, approval=approval)
         resume = _wire.resume_body(body, approval_id)
         return replace(_wire.verdict(await self._request("POST", "/api/decisions", json=resume)), approval=approval)
+
+    async def decide_many(self, decisions: Iterable[Mapping[str, Any]]) -> list[Verdict | MandateError]:
+        """Send up to 1,000 decisions in one request (`POST /api/decisions/batch`), for agents and gateways that
+        record many (`executed` stages). Each mapping holds `decide`'s arguments (`intent`, `stage`, `context`,
+        `scope`, `target`, `actor`, optionally `decision_id`, `domain`, `timestamp`, …). Returns one entry per
+        decision, in order: its `Verdict`, or the error it got alone (a `MandateValidationError`, a
+        `MandateConflict`, …) — returned, not raised, since a bad decision fails alone. Raises only when the
+        request itself fails. Every decision_id is fixed before the first attempt, so a retry stores nothing
+        twice."""
+        body = _wire.batch_body(decisions, self.organization_id, self.domain)
+        return _wire.batch_results(await self._request("POST", _wire.BATCH_PATH, json=body))
 
     async def report_outcome(
         self,

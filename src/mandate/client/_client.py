@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
 from types import TracebackType
@@ -176,6 +176,17 @@ class MandateClient:
             return replace(verdict, approval=approval)
         resume = _wire.resume_body(body, approval_id)
         return replace(_wire.verdict(self._request("POST", "/api/decisions", json=resume)), approval=approval)
+
+    def decide_many(self, decisions: Iterable[Mapping[str, Any]]) -> list[Verdict | MandateError]:
+        """Send up to 1,000 decisions in one request (`POST /api/decisions/batch`), for agents and gateways that
+        record many (`executed` stages). Each mapping holds `decide`'s arguments (`intent`, `stage`, `context`,
+        `scope`, `target`, `actor`, optionally `decision_id`, `domain`, `timestamp`, …). Returns one entry per
+        decision, in order: its `Verdict`, or the error it got alone (a `MandateValidationError`, a
+        `MandateConflict`, …) — returned, not raised, since a bad decision fails alone. Raises only when the
+        request itself fails. Every decision_id is fixed before the first attempt, so a retry stores nothing
+        twice."""
+        body = _wire.batch_body(decisions, self.organization_id, self.domain)
+        return _wire.batch_results(self._request("POST", _wire.BATCH_PATH, json=body))
 
     def report_outcome(
         self,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -140,7 +140,14 @@ def answer(response: httpx.Response, conflict: type[MandateConflict] = MandateCo
 
 
 def error(response: httpx.Response, body: Any, conflict: type[MandateConflict] = MandateConflict) -> MandateError:
-    status = response.status_code
+    what = f"{response.request.method} {response.request.url.path}"
+    return error_of(response.status_code, body, what, response.reason_phrase, conflict)
+
+
+def error_of(
+    status: int, body: Any, what: str, reason: str | None = None, conflict: type[MandateConflict] = MandateConflict
+) -> MandateError:
+    """The typed error of an unsuccessful answer: its status and JSON body (`what` names the request)."""
     payload: dict[str, Any] = body if isinstance(body, dict) else {}
     err = payload.get("error")
     if not isinstance(err, dict):
@@ -151,8 +158,7 @@ def error(response: httpx.Response, body: Any, conflict: type[MandateConflict] =
         for p in err.get("problems") or ()
         if isinstance(p, dict)
     )
-    what = f"{response.request.method} {response.request.url.path}"
-    message = str(err.get("message") or payload.get("status") or response.reason_phrase or "error")
+    message = str(err.get("message") or payload.get("status") or reason or "error")
     text = f"{what} → {status}: {message}"
     if problems:
         text += "; " + "; ".join(f"{p.field}: {p.message}" for p in problems)
@@ -203,6 +209,61 @@ def decision_body(
     if approval_id is not None:
         body["approval_id"] = str(to_uuid(approval_id))
     return body
+
+
+BATCH_PATH = "/api/decisions/batch"
+MAX_BATCH = 1000
+_DECISION_KEYS = frozenset(
+    {"intent", "stage", "context", "scope", "target", "actor", "decision_id", "unstructured_context",
+     "organization_id", "domain", "timestamp", "approval_id"}
+)  # fmt: skip
+
+
+def batch_body(
+    decisions: Iterable[Mapping[str, Any]], organization_id: str | None, domain: str | None
+) -> dict[str, Any]:
+    """`{"decisions": [...]}` from mappings of `decide`'s arguments, each with its decision_id fixed (a new uuid4
+    unless given) so that the whole batch may be sent again safely."""
+    bodies = []
+    for n, d in enumerate(decisions):
+        unknown = sorted(set(d) - _DECISION_KEYS)
+        if unknown:
+            raise TypeError(f"decision {n}: unknown argument(s) {', '.join(unknown)}")
+        org = d.get("organization_id")
+        bodies.append(
+            decision_body(
+                decision_id=uuid4() if d.get("decision_id") is None else to_uuid(d["decision_id"]),
+                organization_id=require(str(org) if org is not None else organization_id, "organization_id"),
+                domain=require(d.get("domain") or domain, "domain"),
+                intent=d["intent"],
+                stage=d["stage"],
+                actor=d["actor"],
+                target=d["target"],
+                context=d.get("context") or {},
+                scope=d.get("scope") or {},
+                timestamp=d.get("timestamp"),
+                unstructured_context=d.get("unstructured_context"),
+                approval_id=d.get("approval_id"),
+            )
+        )
+    if not 1 <= len(bodies) <= MAX_BATCH:
+        raise ValueError(f"a batch holds 1 to {MAX_BATCH} decisions, not {len(bodies)}")
+    return {"decisions": bodies}
+
+
+def batch_results(body: Any) -> list[Verdict | MandateError]:
+    """One entry per decision sent, in order: its Verdict, or the typed error it got (never raised)."""
+    items = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(items, list):
+        raise MandateAPIError(f"POST {BATCH_PATH} answered without results", status_code=200)
+    out: list[Verdict | MandateError] = []
+    for item in items:
+        status = item.get("status") if isinstance(item, dict) else None
+        if status in (200, 201):
+            out.append(verdict(item))
+        else:
+            out.append(error_of(int(status or 0), item, f"POST {BATCH_PATH} (one decision)"))
+    return out
 
 
 def outcome_body(
