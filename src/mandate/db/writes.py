@@ -4,6 +4,7 @@ half-written; `service.prepare` fills their parameters, `service.store` and `gro
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -12,6 +13,13 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from mandate.vocabulary import Row
+
+def compact(statement: str) -> str:
+    """`statement` with each run of whitespace outside string literals as one space. psycopg caches the conversion
+    of a statement's named parameters only up to 4,096 characters (`psycopg._queries.MAX_CACHED_STATEMENT_LENGTH`);
+    above, it parses the text again for every decision, which cost a tenth of the server's CPU on the write path."""
+    return re.sub(r"'[^']*'|\s+", lambda m: m.group(0) if m.group(0).startswith("'") else " ", statement).strip()
+
 
 _WRITE_DECISION = """
 WITH ins_d AS (
@@ -53,11 +61,11 @@ SELECT (SELECT count(*) FROM ins_d) AS inserted,
        (SELECT count(*) FROM ins_t) AS entries
 """
 
-INSERT_DECISION = _WRITE_DECISION + _ANSWER
+INSERT_DECISION = compact(_WRITE_DECISION + _ANSWER)
 """Store a decision stage, its verdict and its two timeline entries: one statement, so never half-written. An
 identical (decision_id, stage) already stored inserts nothing (`inserted` 0)."""
 
-INSERT_GOVERNED_DECISION = (
+INSERT_GOVERNED_DECISION = compact(
     _WRITE_DECISION  # noqa: S608 - constant SQL text; every value is a bound parameter
     + (
         """, ins_a AS (
