@@ -14,6 +14,7 @@ from psycopg.types.json import Jsonb
 
 from mandate.vocabulary import Row
 
+
 def compact(statement: str) -> str:
     """`statement` with each run of whitespace outside string literals as one space. psycopg caches the conversion
     of a statement's named parameters only up to 4,096 characters (`psycopg._queries.MAX_CACHED_STATEMENT_LENGTH`);
