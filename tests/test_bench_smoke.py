@@ -1,5 +1,5 @@
 """The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results;
-bench/approvals.py, which `bench all` does not run, runs alone with `--quick`.
+bench/approvals.py and bench/ui.py, which `bench all` does not run, run alone with `--quick`.
 
 Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
 the current code, store what they load, and produce the report.
@@ -61,3 +61,27 @@ def test_the_approvals_benchmark_runs_quick_and_verifies_what_it_loaded(tmp_path
     assert resume["stored"]["resumes_consumed_with_allow"] == resume["stored"]["resumes_sent"] > 0
     assert long_poll["ok"] and long_poll["statuses"] == {"200": long_poll["polls"]}, long_poll
     assert long_poll["woken_states"] == ["approved"] and long_poll["others_states"] == ["pending"]
+
+
+@pytest.mark.slow
+def test_the_ui_benchmark_runs_quick_and_checks_what_it_generated(tmp_path: Path) -> None:
+    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
+    out = tmp_path / "ui.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.ui", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())  # its target may be missed here: nothing about speed is asserted
+    check = results["check"]
+    assert check["ok"] and not any(check["orphans"].values()), check
+    assert check["counts"]["decision_events"] == results["decisions"] == 20_000
+    assert results["read_back"]["ok"], results["read_back"]
+    assert all(
+        p["statuses"] == {"200": p["requests"]} and p["server_ms"]["n"] == p["requests"] for p in results["pages"]
+    )
