@@ -1,5 +1,5 @@
 """The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results;
-bench/approvals.py and bench/ui.py, which `bench all` does not run, run alone with `--quick`.
+bench/approvals.py, bench/ui.py and bench/batch.py, which `bench all` does not run, run alone with `--quick`.
 
 Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
 the current code, store what they load, and produce the report.
@@ -85,3 +85,22 @@ def test_the_ui_benchmark_runs_quick_and_checks_what_it_generated(tmp_path: Path
     assert all(
         p["statuses"] == {"200": p["requests"]} and p["server_ms"]["n"] == p["requests"] for p in results["pages"]
     )
+
+
+@pytest.mark.slow
+def test_the_batch_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: Path) -> None:
+    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
+    out = tmp_path / "batch.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.batch", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())  # its target may be missed here: nothing about speed is asserted
+    assert results["ok"] and results["stored_counted_in_sql"] == results["answered_201"] > 0, results
+    assert all(not run["bad"] for runs in results["rounds"].values() for run in runs)
