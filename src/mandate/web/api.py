@@ -29,7 +29,7 @@ from mandate.db import governance as gq
 from mandate.errors import DatabaseUnavailable, MandateError
 from mandate.migrate.files import head_version
 from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range
-from mandate.service import DecisionRequest, IngestError, Problem
+from mandate.service import DecisionRequest, IngestError, IngestResult, Problem
 from mandate.vocabulary import Row, Stage, is_slug
 from mandate.web import doc
 from mandate.web.access import check_domain, forbidden, organization_for, principal, restrict, visible_rows
@@ -38,6 +38,7 @@ from mandate.web.errors import (
     DECISION_PATHS,
     ApiError,
     JSONResponse,
+    attribution_error,
     database_answer,
     error_body,
     ingest_answer,
@@ -260,21 +261,25 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
     _known(request, frozenset())
     s = state(request)
     _not_migrating(s)
-    received_at = datetime.now(UTC)
-    p = principal(request)
     try:
-        req = to_request(body, received_at, p.token_id)
-        # Well-formed attribution outside the token is 403; malformed attribution is the service's 422 (§3.1).
-        if (_is_uuid(req.organization_id) and not p.sees_organization(str(req.organization_id))) or (
-            req.domain is not None and is_slug(req.domain) and p.domains is not None and req.domain not in p.domains
-        ):
-            raise forbidden()
-        result = await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at)
+        result = await _submit(request, s, body, datetime.now(UTC))
     except IngestError as exc:
         if exc.kind == "attribution":
             return await reject_attribution(request, body.model_dump(mode="json"), exc)
         raise
     return JSONResponse(result.body(), status_code=201 if result.created else 200)
+
+
+async def _submit(request: Request, s: ServerState, body: DecisionBody, received_at: datetime) -> IngestResult:
+    """Check one decision against the token and store it (the single route's and each batch item's path)."""
+    p = principal(request)
+    req = to_request(body, received_at, p.token_id)
+    # Well-formed attribution outside the token is 403; malformed attribution is the service's 422 (§3.1).
+    if (_is_uuid(req.organization_id) and not p.sees_organization(str(req.organization_id))) or (
+        req.domain is not None and is_slug(req.domain) and p.domains is not None and req.domain not in p.domains
+    ):
+        raise forbidden()
+    return await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at)
 
 
 MAX_BATCH = 1000
@@ -319,17 +324,10 @@ async def _batch_item(request: Request, s: ServerState, item: Any, received_at: 
     except ValidationError as exc:
         problems = validation_problems(exc.errors()) or [Problem("body", "invalid", "the decision is not valid")]
         if is_attribution_problem(problems):
-            refused = IngestError("attribution", "decision attribution is missing or malformed", problems)
-            return 422, await rejection(request, item, refused)
+            return 422, await rejection(request, item, attribution_error(problems))
         return 422, invalid_request(problems)
-    p = principal(request)
     try:
-        req = to_request(body, received_at, p.token_id)
-        if (_is_uuid(req.organization_id) and not p.sees_organization(str(req.organization_id))) or (
-            req.domain is not None and is_slug(req.domain) and p.domains is not None and req.domain not in p.domains
-        ):
-            raise forbidden()
-        result = await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at)
+        result = await _submit(request, s, body, received_at)
     except IngestError as exc:
         if exc.kind == "attribution":
             return 422, await rejection(request, body.model_dump(mode="json"), exc)

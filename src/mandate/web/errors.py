@@ -196,6 +196,11 @@ def is_attribution_problem(problems: Sequence[Problem]) -> bool:
     return any(_is_attribution(p.field) for p in problems)
 
 
+def attribution_error(problems: list[Problem]) -> IngestError:
+    """A decision whose body names no usable attribution (§3.1: answered OBSERVE, recorded as a rejection)."""
+    return IngestError("attribution", "decision attribution is missing or malformed", problems)
+
+
 def invalid_request(problems: list[Problem]) -> dict[str, Any]:
     return error_body("invalid_request", "the request is invalid; nothing was stored", problems)
 
@@ -247,8 +252,7 @@ def install(app: FastAPI) -> None:
             return JSONResponse(body, status_code=400)
         attribution = any(_is_attribution(p.field) for p in problems)
         if attribution and request.method == "POST" and request.url.path in DECISION_PATHS:
-            rejected = IngestError("attribution", "decision attribution is missing or malformed", problems)
-            return await reject_attribution(request, exc.body, rejected)
+            return await reject_attribution(request, exc.body, attribution_error(problems))
         return JSONResponse(invalid_request(problems), status_code=422)
 
     @app.exception_handler(IngestError)
