@@ -18,19 +18,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.slow
-def test_every_benchmark_runs_quick_and_writes_its_results(tmp_path: Path) -> None:
-    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
-    out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", "all", "--quick", "--out", str(out)],
+def quick(tmp_path: Path, module: str, out: Path, timeout: float = 280) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> --quick --out <out>` from the repository, its temporary files under `tmp_path`."""
+    return subprocess.run(
+        [sys.executable, "-m", *module.split(), "--quick", "--out", str(out)],
         cwd=ROOT,
-        env=env,
+        env={**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)},
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=timeout,
         check=False,
     )
+
+
+@pytest.mark.slow
+def test_every_benchmark_runs_quick_and_writes_its_results(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = quick(tmp_path, "bench all", out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads((out / "results.json").read_text())
     assert {"evaluator", "ingest", "memory", "migration", "reads"} <= set(results)
@@ -43,17 +47,8 @@ def test_every_benchmark_runs_quick_and_writes_its_results(tmp_path: Path) -> No
 
 @pytest.mark.slow
 def test_the_approvals_benchmark_runs_quick_and_verifies_what_it_loaded(tmp_path: Path) -> None:
-    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
     out = tmp_path / "approvals.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.approvals", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = quick(tmp_path, "bench.approvals", out, timeout=120)
     assert out.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())  # its targets may be missed here: nothing about speed is asserted
     resume, long_poll = results["resume"], results["long_poll"]
@@ -65,17 +60,8 @@ def test_the_approvals_benchmark_runs_quick_and_verifies_what_it_loaded(tmp_path
 
 @pytest.mark.slow
 def test_the_ui_benchmark_runs_quick_and_checks_what_it_generated(tmp_path: Path) -> None:
-    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
     out = tmp_path / "ui.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.ui", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    done = quick(tmp_path, "bench.ui", out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())  # its target may be missed here: nothing about speed is asserted
     check = results["check"]
@@ -89,17 +75,8 @@ def test_the_ui_benchmark_runs_quick_and_checks_what_it_generated(tmp_path: Path
 
 @pytest.mark.slow
 def test_the_batch_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: Path) -> None:
-    env = {**os.environ, "MANDATE_BENCH_TMP": str(tmp_path)}
     out = tmp_path / "batch.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.batch", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    done = quick(tmp_path, "bench.batch", out)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(out.read_text())  # its target may be missed here: nothing about speed is asserted
     assert results["ok"] and results["stored_counted_in_sql"] == results["answered_201"] > 0, results
