@@ -170,8 +170,6 @@ SQL_OUTSIDE_DB = {
     "migrate/services.py",
     "migrate/smoke.py",
     "shadow/run.py",
-    "web/overview.py",
-    "web/ui.py",
     "web/webhooks.py",
 }
 

@@ -144,6 +144,8 @@ WITH due AS (
     SELECT a.approval_id, a.decision_id, a.stage, a.expires_at
     FROM mandate.approval_requests a
     WHERE a.expires_at <= %(now)s
+      AND (a.expires_at > coalesce(%(since)s::timestamptz, '-infinity')
+           OR a.created_at > coalesce(%(since)s::timestamptz, '-infinity'))
       AND NOT EXISTS (SELECT 1 FROM mandate.approval_resolutions r
                       WHERE r.approval_id = a.approval_id AND r.kind <> 'approved')
       AND NOT EXISTS (SELECT 1 FROM mandate.approval_consumptions c WHERE c.approval_id = a.approval_id)
@@ -170,11 +172,14 @@ SELECT count(pg_notify('mandate_approvals', approval_id::text)) AS expired FROM 
 SWEEP_BATCH = 1000
 
 
-async def sweep(conn: AsyncConnection[Row], now: datetime, *, limit: int = SWEEP_BATCH) -> int:
+async def sweep(
+    conn: AsyncConnection[Row], now: datetime, *, since: datetime | None = None, limit: int = SWEEP_BATCH
+) -> int:
     """Write the `expired` event of up to `limit` requests whose time ran out (idempotent: the one-ending index makes
     a concurrent sweeper's duplicate a no-op). Its time is the expiry itself, so the history reads the same whenever
-    the sweeper ran. Returns how many it wrote."""
-    row = await (await conn.execute(SWEEP, {"now": now, "limit": limit})).fetchone()
+    the sweeper ran. `since`: only requests that expired or were stored after it (a sweeper that swept everything
+    due before it; None: all). Returns how many it wrote."""
+    row = await (await conn.execute(SWEEP, {"now": now, "since": since, "limit": limit})).fetchone()
     return int(row["expired"]) if row else 0
 
 
@@ -199,7 +204,7 @@ _OPEN = sql.SQL(
                       AND r.kind <> 'approved')
        AND NOT EXISTS (SELECT 1 FROM mandate.approval_consumptions c WHERE c.approval_id = a.approval_id)"""
 )
-_LIVE = sql.SQL("(a.expires_at IS NULL OR a.expires_at > %s)")
+_LIVE = sql.SQL("coalesce(a.expires_at, 'infinity') > %s")  # idx_approval_requests_live (migration 013)
 _SATISFIED = sql.SQL(
     """(SELECT count(DISTINCT r.requirement) FROM mandate.approval_resolutions r
         WHERE r.approval_id = a.approval_id AND r.kind = 'approved') >= cardinality(a.requirements)"""

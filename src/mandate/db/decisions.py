@@ -92,12 +92,21 @@ class DecisionFilter:
     owning_team: str | None = None  # the team of the scope that held authority
     scope_id: str | None = None  # the scope that held authority
     spec_id: str | None = None
-    partial: bool = False  # intent, service, agent, actor and target match any part of the value, any case
+    partial: bool = False  # intent, service, agent match any part of the value, actor and target its start; any case
+
+
+def _literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def contains_pattern(text: str) -> str:
     """A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return "%" + _literal(text) + "%"
+
+
+def prefix_pattern(text: str) -> str:
+    """A LIKE pattern matching values that start with `text`, its own `%`, `_` and `\\` taken literally."""
+    return _literal(text) + "%"
 
 
 @dataclass(frozen=True)
@@ -107,7 +116,7 @@ class Page:
     previous_cursor: str | None = None  # `before` of the page of newer rows (None on the first page)
 
 
-def _where(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list[Any]]:
+def filter_clauses(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list[Any]]:
     t = sql.Identifier(table)
     clauses: list[sql.Composable] = []
     params: list[Any] = []
@@ -132,16 +141,20 @@ def _where(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list
         add("v.verdict = %s::mandate.verdict", f.verdict)
     if f.stage is not None:
         add("d.stage = %s::mandate.stage", f.stage)
-    # Exact (the API), or any part of the value in any case (the UI's search: `chatbot` finds `chatbot-v3`).
-    for column, value in (
-        ("d.intent", f.intent),
-        ("d.scope->>'agent'", f.agent),
-        ("d.scope->>'service'", f.service),
-        ("d.actor", f.actor),
-        ("d.target", f.target),
-    ):
+    # Exact (the API), or the UI's search in any case: any part of the value for the few-valued columns (`bot-v3`
+    # finds `chatbot-v3`), the start of it for actor and target, whose prefix indexes (migration 013) keep a search
+    # instant at any size. An exact actor or target also goes through that index (the same expression, then `=`).
+    for column, value in (("d.intent", f.intent), ("d.scope->>'agent'", f.agent), ("d.scope->>'service'", f.service)):
         if value is not None:
             add(column + (" ILIKE %s" if f.partial else " = %s"), contains_pattern(value) if f.partial else value)
+    for column, value in (("d.actor", f.actor), ("d.target", f.target)):
+        if value is None:
+            continue
+        if f.partial:
+            add(f"lower({column}) LIKE lower(%s)", prefix_pattern(value))
+        else:
+            add(f"lower({column}) = lower(%s)", value)
+            add(f"{column} = %s", value)
     if f.spec_id is not None:
         add("d.spec_id = %s", f.spec_id)
     if f.policy_id is not None:
@@ -158,7 +171,7 @@ def _needs_verdict(f: DecisionFilter) -> bool:
     return any(x is not None for x in (f.verdict, f.policy_id, f.scope_id, f.owning_team))
 
 
-def _and(clauses: list[sql.Composable]) -> sql.Composable:
+def where(clauses: list[sql.Composable]) -> sql.Composable:
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
 
 
@@ -172,7 +185,7 @@ async def list_decisions(
 ) -> Page:
     """A page of decision stages, newest first: the first page, the one after `cursor` (older rows), or the one
     before `before` (newer rows: the previous page, read backwards on the same index and turned round)."""
-    clauses, params = _where(f, table="d")
+    clauses, params = filter_clauses(f, table="d")
     order = sql.SQL('d."timestamp" DESC, d.decision_id DESC, d.stage DESC')
     if cursor is not None:
         clauses.append(sql.SQL('(d."timestamp", d.decision_id, d.stage) < (%s, %s, %s::mandate.stage)'))
@@ -183,7 +196,7 @@ async def list_decisions(
         order = sql.SQL('d."timestamp", d.decision_id, d.stage')
     query = sql.SQL(
         """SELECT {columns} FROM mandate.decision_events d {verdict} {where} ORDER BY {order} LIMIT %s"""
-    ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=_and(clauses), order=order)
+    ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=where(clauses), order=order)
     rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
@@ -201,13 +214,24 @@ async def list_decisions(
 
 async def verdict_counts(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter) -> dict[str, int]:
     """Decisions per verdict for a filter (the verdict filter itself is ignored: counts are for every verdict)."""
-    clauses, params = _where(DecisionFilter(**{**f.__dict__, "verdict": None}), table="d")
+    clauses, params = filter_clauses(DecisionFilter(**{**f.__dict__, "verdict": None}), table="d")
     query = sql.SQL(
         "SELECT coalesce(v.verdict::text, 'NONE') AS verdict, count(*) AS n FROM mandate.decision_events d "
         "{verdict} {where} GROUP BY 1"
-    ).format(verdict=VERDICT_OF_DECISION, where=_and(clauses))
+    ).format(verdict=VERDICT_OF_DECISION, where=where(clauses))
     rows = await (await conn.execute(query, params)).fetchall()
     return {r["verdict"]: r["n"] for r in rows}
+
+
+async def count_at_most(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, limit: int) -> int:
+    """How many decision stages match the filter, counting no further than `limit`."""
+    clauses, params = filter_clauses(f, table="d")
+    verdict = VERDICT_OF_DECISION if _needs_verdict(f) else sql.SQL("")
+    query = sql.SQL(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM mandate.decision_events d {verdict} {where} LIMIT %s) s"
+    ).format(verdict=verdict, where=where(clauses))
+    row = await (await conn.execute(query, [*params, limit])).fetchone()
+    return int(row["n"]) if row else 0
 
 
 async def get_decision(conn: AsyncConnection[dict[str, Any]], decision_id: UUID) -> list[dict[str, Any]]:
@@ -279,7 +303,7 @@ async def get_timeline(conn: AsyncConnection[dict[str, Any]], decision_id: UUID)
 async def list_verdicts(
     conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, *, limit: int, cursor: Cursor | None = None
 ) -> Page:
-    clauses, params = _where(f, table="v")
+    clauses, params = filter_clauses(f, table="v")
     if cursor is not None:
         clauses.append(sql.SQL('(v."timestamp", v.verdict_id) < (%s, %s)'))
         params += [cursor.timestamp, cursor.key]
@@ -292,7 +316,7 @@ async def list_verdicts(
            JOIN mandate.decision_events d ON d.decision_id = v.decision_id AND d.stage = {stage}
            {where}
            ORDER BY v."timestamp" DESC, v.verdict_id DESC LIMIT %s"""
-    ).format(stage=sql.SQL(VERDICT_STAGE), where=_and(clauses))
+    ).format(stage=sql.SQL(VERDICT_STAGE), where=where(clauses))
     rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
     next_cursor = None
     if len(rows) > limit:
@@ -305,11 +329,11 @@ async def decision_time_span(
     conn: AsyncConnection[dict[str, Any]], f: DecisionFilter
 ) -> tuple[datetime, datetime] | None:
     """The oldest and newest decision timestamps for a filter; None when no decision matches."""
-    clauses, params = _where(f, table="d")
+    clauses, params = filter_clauses(f, table="d")
     verdict = VERDICT_OF_DECISION if _needs_verdict(f) else sql.SQL("")
     query = sql.SQL(
         'SELECT min(d."timestamp") AS lo, max(d."timestamp") AS hi FROM mandate.decision_events d {verdict} {where}'
-    ).format(verdict=verdict, where=_and(clauses))
+    ).format(verdict=verdict, where=where(clauses))
     row = await (await conn.execute(query, params)).fetchone()
     if row is None or row["lo"] is None:
         return None
@@ -334,7 +358,7 @@ async def verdicts_over_time(
     is a day on that zone's clock; `unit` is one of TIME_BUCKETS."""
     if unit not in TIME_BUCKETS:
         raise ValueError(f"unit must be one of {', '.join(TIME_BUCKETS)}")
-    clauses, params = _where(f, table="d")
+    clauses, params = filter_clauses(f, table="d")
     query = sql.SQL(
         """WITH counts AS (
             SELECT date_trunc(%s, d."timestamp") AS bucket, v.verdict::text AS verdict, count(*) AS n
@@ -346,7 +370,7 @@ async def verdicts_over_time(
                                         THEN b.bucket + ('1 ' || %s)::interval END AS bucket_end) e
         LEFT JOIN counts c ON c.bucket = b.bucket
         ORDER BY b.bucket, c.verdict"""
-    ).format(verdict=VERDICT_OF_DECISION, where=_and(clauses))
+    ).format(verdict=VERDICT_OF_DECISION, where=where(clauses))
     async with conn.transaction():
         # The session time zone decides where date_trunc cuts and how '1 day' steps across DST changes.
         await conn.execute("SELECT set_config('TimeZone', %s, true)", [time_zone])
@@ -371,7 +395,7 @@ async def verdicts_by(
     without a value (no agent, a governance gap) counts under key None."""
     if by not in BREAKDOWNS:
         raise ValueError(f"by must be one of {', '.join(BREAKDOWNS)}")
-    clauses, params = _where(f, table="d")
+    clauses, params = filter_clauses(f, table="d")
     matched = sql.SQL(
         "LEFT JOIN LATERAL unnest(v.matched_policy_ids) AS m (policy_id) ON true" if by == "policy" else ""
     )
@@ -383,7 +407,7 @@ async def verdicts_by(
                   count(*) FILTER (WHERE v.verdict = 'OBSERVE') AS "OBSERVE"
            FROM mandate.decision_events d {verdict} {matched} {where}
            GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %s"""
-    ).format(key=BREAKDOWNS[by], verdict=VERDICT_OF_DECISION, matched=matched, where=_and(clauses))
+    ).format(key=BREAKDOWNS[by], verdict=VERDICT_OF_DECISION, matched=matched, where=where(clauses))
     return await (await conn.execute(query, [*params, limit])).fetchall()
 
 

@@ -23,8 +23,10 @@ from mandate.errors import SchemaTooOld
 OWNER = "mandate_owner"
 APP = "mandate_app"
 REQUIRED_FIRST = ("migration_log", "api_tokens", "api_token_revocations")
-NOT_FROM_THE_SERVER = (*REQUIRED_FIRST, "approval_webhooks")
-"""approval_webhooks may come later: migration 012 revokes the INSERT the default privileges give on it."""
+NOT_FROM_THE_SERVER = (*REQUIRED_FIRST, "approval_webhooks", "decision_rollups", "decision_rollup_progress")
+"""approval_webhooks and the rollups may come later: migrations 012 and 013 revoke the INSERT the default privileges
+give on them. The server adds to the rollups only through `fold_decision_rollups` (SECURITY DEFINER)."""
+FOLD_FUNCTION = "mandate.fold_decision_rollups(timestamptz, integer)"
 
 _TRANSFER = """
 DO $$
@@ -66,6 +68,14 @@ class RolesCreated:
     owner_created: bool
     app_created: bool
     insert_tables: list[str]
+
+    @property
+    def app_rights(self) -> str:
+        """What the application role may do, in the words of the GRANTs."""
+        return (
+            f"SELECT, and INSERT on {len(self.insert_tables)} tables; no UPDATE, DELETE, TRUNCATE, DDL or trigger"
+            " control"
+        )
 
 
 def _role_exists(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -128,6 +138,8 @@ def create_roles(
             conn.execute(sql.SQL(statement).format(db=db, o=o, a=a))
         for table in inserts:
             conn.execute(sql.SQL("GRANT INSERT ON mandate.{} TO {}").format(sql.Identifier(table), a))
+        if conn.execute("SELECT to_regprocedure(%s)", [FOLD_FUNCTION]).fetchone() not in (None, (None,)):
+            conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION {} TO {}").format(sql.SQL(FOLD_FUNCTION), a))
     return RolesCreated(owner, app, owner_created, app_created, inserts)
 
 

@@ -15,18 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from mandate.db import decisions as q
 from mandate.vocabulary import Row
 from mandate.web.api import state
 from mandate.web.inputs import check_parameters
 from mandate.web.ui import (
-    AGGREGATE_TIMEOUT,
     VERDICTS,
-    Chart,
     Problems,
     _aggregates,
     _clock,
@@ -113,23 +109,8 @@ async def overview_page(request: Request) -> Response:
         )
         if problems or not place.ready:
             return page("overview.html", 400 if problems else 200, **base, chart=None, breakdowns=[], note=None)
-        note: str | None = None
-        chart: Chart | None = None
-        counts: dict[str, int] = {}
-        breakdowns: list[Breakdown] = []
-        try:
-            counts, chart = await _aggregates(conn, form.filter, clock)
-            async with conn.transaction():
-                await conn.execute("SELECT set_config('statement_timeout', %s, true)", [AGGREGATE_TIMEOUT])
-                for by, title, param in BREAKDOWNS:
-                    rows = await q.verdicts_by(conn, form.filter, by=by, limit=TOP)
-                    breakdowns.append(Breakdown(by, title, param, rows))
-        except (psycopg.errors.QueryCanceled, psycopg.errors.InvalidParameterValue) as exc:
-            note = (
-                f"The overview took longer than {AGGREGATE_TIMEOUT} for this filter; choose a shorter time range."
-                if isinstance(exc, psycopg.errors.QueryCanceled)
-                else f"The database does not know the time zone {clock.name}."
-            )
+        found, chart, note = await _aggregates(conn, form.filter, clock, tuple(by for by, _, _ in BREAKDOWNS))
+        breakdowns = [Breakdown(by, title, param, found.breakdowns.get(by, [])) for by, title, param in BREAKDOWNS]
     f = form.filter
     wider = None
     if chart is not None and chart.bars and chart.bars[0].start and chart.bars[-1].end:
@@ -140,8 +121,9 @@ async def overview_page(request: Request) -> Response:
         "overview.html",
         **base,
         chart=chart,
-        counts=counts,
-        total=sum(counts.values()),
+        counts=found.counts,
+        total=sum(found.counts.values()),
+        capped=found.capped,
         breakdowns=breakdowns,
         note=note,
         zoom_url=lambda bar: bar_url(bar, params, clock, "/overview"),

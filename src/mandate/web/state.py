@@ -13,13 +13,15 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from mandate.db import approvals as approval_queries
+from mandate.db import rollups
+from mandate.db.governance import load_governance
 from mandate.governance import cache
 from mandate.group_commit import GroupCommit
 from mandate.migrate.runner import HOLDER_QUERY, LOCK_KEYS
@@ -43,6 +45,11 @@ def report_governance_warnings(warnings: list[cache.GovernanceWarning]) -> None:
         log.warning("governance problem: %s", warning)
 
 
+SWEEP_MARGIN = timedelta(minutes=1)
+"""How far back each sweep looks again past the previous one: for requests stored by a transaction that began
+before it and committed after (a request is written with its decision, in one short statement)."""
+
+
 @dataclass
 class ServerState:
     database_url: str
@@ -54,6 +61,7 @@ class ServerState:
     governance_loaded: asyncio.Event = field(default_factory=asyncio.Event)
     approval_changed: dict[str, asyncio.Event] = field(default_factory=dict)  # approval id → woken on its change
     sweep_every_s: float = 15.0
+    fold_every_s: float = 5.0
     webhook_every_s: float = 2.0
     webhook_backoff_s: float = 5.0
 
@@ -68,7 +76,7 @@ class ServerState:
 
     async def reload_governance(self) -> None:
         async with self.pool.connection() as conn:
-            governance = await cache.load(conn)
+            governance = await load_governance(conn)
         if set(map(str, governance.warnings)) != set(map(str, self.governance.warnings)):
             report_governance_warnings(governance.warnings)
         self.governance = governance
@@ -81,6 +89,7 @@ class ServerState:
             asyncio.create_task(self._listen(), name="governance-listener"),
             asyncio.create_task(self._watch_migration_lock(), name="migration-lock-watch"),
             asyncio.create_task(self._sweep_expired_approvals(), name="approval-sweeper"),
+            asyncio.create_task(self._fold_rollups(), name="rollup-fold"),
             asyncio.create_task(
                 webhooks.run(
                     self.pool,
@@ -138,18 +147,38 @@ class ServerState:
     async def _sweep_expired_approvals(self) -> None:
         """Write the `expired` event of requests whose time ran out. Reads never depend on it (the state is computed
         from `expires_at`); it makes expiry an event in the history and wakes whoever waits on those requests."""
+        swept_before: datetime | None = None  # everything due before it is swept (None: look at every request)
         while True:
             await asyncio.sleep(self.sweep_every_s)
             if self.migration_holder is not None:
                 continue
             try:
+                now = datetime.now(UTC)
                 async with self.pool.connection() as conn:
-                    while await approval_queries.sweep(conn, datetime.now(UTC)) == approval_queries.SWEEP_BATCH:
+                    while (
+                        await approval_queries.sweep(conn, now, since=swept_before) == approval_queries.SWEEP_BATCH
+                    ):
                         pass
+                swept_before = now - SWEEP_MARGIN
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database is away or not migrated yet: the next round tries again
                 log.warning("approval sweeper could not run (%s: %s)", type(exc).__name__, exc)
+
+    async def _fold_rollups(self) -> None:
+        """Fold newly stored decision stages into the rollups (db/rollups.py), in chunks until caught up. Counts
+        never depend on it (what is not folded yet is counted directly); it keeps them fast."""
+        while True:
+            if self.migration_holder is None:
+                try:
+                    async with self.pool.connection() as conn:
+                        while await rollups.fold(conn) >= rollups.FOLD_ROWS:
+                            log.info("rollups: still catching up with the stored decisions")
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the database is away or not migrated yet: the next round tries again
+                    log.warning("rollup fold could not run (%s: %s)", type(exc).__name__, exc)
+            await asyncio.sleep(self.fold_every_s)
 
     async def _watch_migration_lock(self) -> None:
         while True:

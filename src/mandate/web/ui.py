@@ -25,7 +25,7 @@ import io
 import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -54,6 +54,7 @@ from mandate.replay import MIN_ID_PREFIX, prefix_range
 from mandate.service import Problem, stored_flips
 from mandate.vocabulary import STAGES, Row, is_slug
 from mandate.web.access import principal, restrict, visible_rows
+from mandate.web.aggregates import AGGREGATE_TIMEOUT, CAP, Aggregates, aggregate
 from mandate.web.api import state
 from mandate.web.errors import JSONResponse, error_body
 from mandate.web.inputs import EARLIEST, LATEST, check_parameters
@@ -73,7 +74,6 @@ PAGE_SIZES = (25, 50, 100, 200, 500)
 DEFAULT_LIMIT = 50
 MAX_TEXT = 2048
 EXPORT_PAGE = 1000
-AGGREGATE_TIMEOUT = "5s"
 COMMON_ZONES = (
     "UTC",
     "Europe/London",
@@ -123,7 +123,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-_BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2629746, "year": 31556952}
 _BUCKET_LABEL = {
     "minute": "%m-%d %H:%M",
     "hour": "%m-%d %H:00",
@@ -132,8 +131,6 @@ _BUCKET_LABEL = {
     "month": "%Y-%m",
     "year": "%Y",
 }
-MAX_BUCKETS = 90
-MAX_CHART_SPAN = timedelta(days=366 * 90)
 
 
 # -- rendering ---------------------------------------------------------------------------------------------------
@@ -486,23 +483,27 @@ class Chart:
         return [self.bars[i].label for i in picks]
 
 
-async def _aggregates(conn: Conn, f: q.DecisionFilter, clock: Clock) -> tuple[dict[str, int], Chart | None]:
-    """Counts per verdict (the verdict filter aside) and the verdicts-over-time chart, bounded in time."""
-    async with conn.transaction():
-        await conn.execute("SELECT set_config('statement_timeout', %s, true)", [AGGREGATE_TIMEOUT])
-        counts = await q.verdict_counts(conn, f)
-        span = await q.decision_time_span(conn, f)
-        if span is None:
-            return counts, None
-        # The chosen time range, or the data's span when open-ended or absurdly wide (the chart stays small).
-        start = f.since or span[0]
-        end = f.until - timedelta(microseconds=1) if f.until is not None else span[1]
-        if end - start > MAX_CHART_SPAN:
-            start, end = span
-        seconds = max((end - start).total_seconds(), 1.0)
-        unit = next((u for u, size in _BUCKET_SECONDS.items() if seconds / size <= MAX_BUCKETS), "year")
-        rows = await q.verdicts_over_time(conn, f, unit=unit, time_zone=clock.name, start=start, end=end)
-    return counts, _chart(rows, unit, clock)
+async def _aggregates(
+    conn: Conn, f: q.DecisionFilter, clock: Clock, breakdowns: tuple[str, ...] = ()
+) -> tuple[Aggregates, Chart | None, str | None]:
+    """The filter's aggregates (web/aggregates.py), its chart, and the note to show when they are not complete."""
+    try:
+        found = await aggregate(conn, f, time_zone=clock.name, zone=clock.zone, breakdowns=breakdowns)
+    except (psycopg.errors.QueryCanceled, psycopg.errors.InvalidParameterValue) as exc:
+        note = (
+            f"Counts and the chart took longer than {AGGREGATE_TIMEOUT} for this filter; narrow the time range."
+            if isinstance(exc, psycopg.errors.QueryCanceled)
+            else f"The database does not know the time zone {clock.name}; counts and the chart are not shown."
+        )
+        return Aggregates(), None, note
+    if found.capped:
+        note = (
+            f"More than {CAP:,} decisions match this search: counts and the chart are shown up to {CAP:,}. "
+            "Narrow it (a longer start of the actor or target, a time range, or one name filter)."
+        )
+        return found, None, note
+    chart = _chart(found.chart_rows, found.unit, clock) if found.chart_rows is not None else None
+    return found, chart, None
 
 
 def _chart(rows: list[Row], unit: str, clock: Clock) -> Chart:
@@ -554,23 +555,15 @@ async def decisions_page(request: Request) -> Response:
                 base.update(problems=problems.items, matches=found)
                 return page("decisions.html", 400 if problems else 200, **base, listing=None)
         listing = await q.list_decisions(conn, form.filter, limit=form.limit, cursor=form.cursor, before=form.before)
-        note = None
-        try:
-            counts, chart = await _aggregates(conn, form.filter, clock)
-        except (psycopg.errors.QueryCanceled, psycopg.errors.InvalidParameterValue) as exc:
-            counts, chart = {}, None
-            note = (
-                f"Counts and the chart took longer than {AGGREGATE_TIMEOUT} for this filter; narrow the time range."
-                if isinstance(exc, psycopg.errors.QueryCanceled)
-                else f"The database does not know the time zone {clock.name}; counts and the chart are not shown."
-            )
+        found, chart, note = await _aggregates(conn, form.filter, clock)
     params = _filter_params(place, form)
     return page(
         "decisions.html",
         **base,
         listing=listing,
-        counts=counts,
-        total=sum(counts.values()),
+        counts=found.counts,
+        total=sum(found.counts.values()),
+        capped=found.capped,
         chart=chart,
         aggregate_note=note,
         params=params,
