@@ -36,10 +36,10 @@ from uuid import UUID
 import httpx
 import psycopg
 
+from mandate.apply import apply_bundle
 from mandate.db import embedded
 from mandate.db import tokens as token_rows
 from mandate.demo import scenarios
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from mandate.migrate.runner import Runner
 from mandate.tokens import Role, digest, new_secret

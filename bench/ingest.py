@@ -47,7 +47,7 @@ PLACEHOLDER = "__DECISION_ID__"
 
 def prepare_database(server: postgres.Server) -> tuple[str, str]:
     """A new database at the head schema with the demo governance applied."""
-    from mandate.governance.apply import apply_bundle
+    from mandate.apply import apply_bundle
     from mandate.governance.bundle import load_demo_bundle
     from mandate.migrate.runner import Runner
 
@@ -86,12 +86,12 @@ async def _write_sets(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str,
     """The statement and parameters the server writes for each body (`service.prepare`, as the decision route
     calls it), with the sentinel ids pgbench replaces by a fresh one per transaction."""
     from mandate import service
-    from mandate.governance import cache
+    from mandate.db.governance import load_governance
     from mandate.web.api import DecisionBody, to_request
 
     out = []
     async with await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=psycopg.rows.dict_row) as c:
-        governance = await cache.load(c)
+        governance = await load_governance(c)
         for body in bodies:
             data = {**body, "decision_id": str(SENTINEL_DECISION)}
             req = to_request(DecisionBody.model_validate(data), datetime.now(UTC))

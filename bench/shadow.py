@@ -23,8 +23,8 @@ import psycopg
 import yaml
 
 from bench.postgres import Server
+from mandate.apply import apply_bundle
 from mandate.db.history import Window
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_bundle, load_demo_bundle
 from mandate.migrate.runner import Runner
 from mandate.shadow.run import shadow

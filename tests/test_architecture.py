@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     "db": 2,
     # 3. Use cases: one job each, over the database.
     "service": 3,
+    "apply": 3,
     "group_commit": 3,
     "replay": 3,
     "approval_workflow": 3,
@@ -147,16 +148,11 @@ def test_the_rules_catch_an_arrow_pointing_up(tmp_path: Path) -> None:
 
 
 SQL = re.compile(
-    r"\b(SELECT|INSERT\s+INTO|UPDATE\s+\w|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|ROLE)|ALTER\s+TABLE|GRANT\s)"
+    r"\b(SELECT\b|INSERT\s+INTO|UPDATE\s+\w|DELETE\s+FROM|CREATE\s+(TABLE|INDEX|ROLE)|ALTER\s+TABLE|GRANT\s)"
 )
 SQL_OUTSIDE_DB = {
     # Known debt (issue 15): SQL that still lives outside db/. The list only shrinks: a module that gains SQL fails,
     # and so does a listed module that no longer has any (take it off the list).
-    "auth_commands.py",
-    "evaluator/__init__.py",
-    "export.py",
-    "governance/apply.py",
-    "governance/cache.py",
     "migrate/backup.py",
     "migrate/baseline.py",
     "migrate/catalog.py",
@@ -169,8 +165,6 @@ SQL_OUTSIDE_DB = {
     "migrate/runner.py",
     "migrate/services.py",
     "migrate/smoke.py",
-    "shadow/run.py",
-    "web/webhooks.py",
 }
 
 
@@ -206,5 +200,5 @@ def test_sql_lives_in_db_except_the_listed_debt() -> None:
 
 def test_the_sql_scan_sees_a_query_and_ignores_docstrings(tmp_path: Path) -> None:
     (tmp_path / "service.py").write_text('"""We SELECT nothing here."""\nQ = "SELECT 1 FROM mandate.x"\n')
-    (tmp_path / "quiet.py").write_text('"""INSERT INTO words only."""\n')
+    (tmp_path / "quiet.py").write_text('"""INSERT INTO words only."""\n__all__ = ["SELECTORS"]\n')
     assert sql_modules(tmp_path) == {"service.py"}

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 import mandate
+from mandate.apply import apply_bundle
 from mandate.client import MandateClient
 from mandate.demo.scenarios import CRITICAL_DROP_WITHOUT_BACKUP, ORGANIZATION_ID
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.helpers import run_cli
 from tests.web.conftest import issue_token, start_server

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from jsonschema import Draft202012Validator
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.web.conftest import bearer, issue_token, start_server
 

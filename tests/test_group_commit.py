@@ -15,10 +15,11 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from mandate.apply import apply_bundle
 from mandate.db.connect import use_fast_json
+from mandate.db.governance import load_governance
 from mandate.errors import DatabaseUnavailable
 from mandate.governance import cache
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from mandate.group_commit import GroupCommit
 from mandate.service import IngestError, IngestResult, Prepared, prepare
@@ -47,7 +48,7 @@ def demo_url(db_url: str) -> str:
 
 async def _governance(pool: AsyncConnectionPool[Any]) -> cache.Governance:
     async with pool.connection() as conn:
-        return await cache.load(conn)
+        return await load_governance(conn)
 
 
 def _prepared(governance: cache.Governance, body: dict[str, Any]) -> Prepared:

@@ -183,12 +183,7 @@ def roles_create(
     err.print(
         Text(f"{'created' if created.owner_created else 'updated'} {owner}: owns schema mandate, runs migrations")
     )
-    err.print(
-        Text(
-            f"{'created' if created.app_created else 'updated'} {app}: SELECT, and INSERT on "
-            f"{len(created.insert_tables)} tables; no UPDATE, DELETE, TRUNCATE, DDL or trigger control"
-        )
-    )
+    err.print(Text(f"{'created' if created.app_created else 'updated'} {app}: {created.app_rights}"))
     err.print("their passwords were set now and are shown this once (docs/security.md):")
     print(f"MANDATE_OWNER_DATABASE_URL={_url_as(url, owner, owner_password)}")
     print(f"DATABASE_URL={_url_as(url, app, app_password)}")

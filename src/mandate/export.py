@@ -32,10 +32,10 @@ from typing import IO, Annotated, Any, Literal
 import orjson
 import psycopg
 import typer
-from psycopg.rows import dict_row
 
 import mandate
 from mandate.console import settings
+from mandate.db import export as export_queries
 from mandate.db.url import database_url
 from mandate.errors import ConfigError
 from mandate.vocabulary import Row
@@ -44,34 +44,13 @@ Format = Literal["ocsf", "jsonl"]
 OCSF_VERSION = "1.3.0"
 DISPOSITION = {"ALLOW": (1, "Allowed"), "BLOCK": (2, "Blocked"), "PAUSE": (14, "Delayed"), "OBSERVE": (17, "Logged")}
 ACTION = {"ALLOW": (1, "Allowed"), "BLOCK": (2, "Denied"), "PAUSE": (2, "Denied"), "OBSERVE": (3, "Observed")}
-SEVERITY = {
+OCSF_SEVERITY = {  # what OCSF calls a verdict; which verdict wins is evaluator/verdicts.py SEVERITY
     "ALLOW": (1, "Informational"),
     "OBSERVE": (1, "Informational"),
     "PAUSE": (3, "Medium"),
     "BLOCK": (4, "High"),
 }
 API_ACTIVITY, APPLICATION, OTHER = 6003, 6, 99
-
-QUERY = """
-SELECT d.decision_id, d.stage::text AS stage, d.intent, d.actor, d.target, d.scope, d."timestamp" AS decided_at,
-       d.organization_id, d.domain, v.verdict_id, v.verdict::text AS verdict, v."timestamp" AS evaluated_at,
-       v.spec_id, v.spec_version, v.snapshot_id, v.snapshot_version, v.scope_id, v.owning_team, v.summary,
-       v.matched_policy_ids, v.explanation ->> 'winning_policy_id' AS winning_policy_id,
-       v.explanation ->> 'reason' AS reason, v.pause_requires, v.pause_expires_at
-FROM mandate.verdict_events v
-JOIN mandate.decision_events d USING (decision_id, stage)
-WHERE (%(since)s::timestamptz IS NULL OR v."timestamp" >= %(since)s)
-  AND (%(domain)s::text IS NULL OR v.domain = %(domain)s)
-ORDER BY v."timestamp", v.verdict_id
-"""
-
-
-def stream(conn: psycopg.Connection[Any], *, since: datetime | None, domain: str | None) -> Iterator[Row]:
-    """Every stored verdict with its decision, oldest first, fetched in batches by a server-side cursor."""
-    with conn.transaction(), conn.cursor(name="mandate_export", row_factory=dict_row) as cur:
-        cur.itersize = 1000
-        cur.execute(QUERY, {"since": since, "domain": domain})
-        yield from cur
 
 
 def _iso(value: Any) -> str | None:
@@ -117,7 +96,7 @@ def as_ocsf(r: Row) -> Row:
     verdict = r["verdict"]
     disposition_id, disposition = DISPOSITION[verdict]
     action_id, action = ACTION[verdict]
-    severity_id, severity = SEVERITY[verdict]
+    severity_id, severity = OCSF_SEVERITY[verdict]
     scope = r["scope"] or {}
     user: Row = {"name": r["actor"], "type_id": 99, "type": "Other"}
     if scope.get("agent"):
@@ -226,5 +205,5 @@ def export_command(
     fmt: Format = "ocsf" if format == "ocsf" else "jsonl"
     start = parse_since(since)
     with psycopg.connect(database_url(settings())) as conn:
-        write(stream(conn, since=start, domain=domain), sys.stdout.buffer, fmt)
+        write(export_queries.verdicts(conn, since=start, domain=domain), sys.stdout.buffer, fmt)
     sys.stdout.flush()

@@ -9,12 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from mandate.apply import apply_bundle
 from mandate.console import out, settings
 from mandate.db.connect import connect
+from mandate.db.governance import load_governance
 from mandate.db.url import database_url
 from mandate.governance import cache
-from mandate.governance.apply import ApplyResult, apply_bundle
 from mandate.governance.bundle import DEMO_FILE, Bundle, load_bundle, load_demo_bundle
+from mandate.governance.plan import ApplyResult
 from mandate.migrate import runner
 
 
@@ -123,4 +125,4 @@ async def _load_warnings(url: str) -> list[cache.GovernanceWarning]:
     async with await psycopg.AsyncConnection.connect(
         url, autocommit=True, row_factory=dict_row, application_name="mandate governance check"
     ) as conn:
-        return (await cache.load(conn)).warnings
+        return (await load_governance(conn)).warnings

@@ -11,8 +11,8 @@ from psycopg.rows import dict_row
 
 from mandate import service
 from mandate.db import decisions
+from mandate.db.governance import load_governance
 from mandate.errors import DatabaseUnavailable, MandateError
-from mandate.governance import cache
 
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
 SHOWN_CANDIDATES = 5
@@ -55,7 +55,7 @@ async def replay_decision(database_url: str, decision_id: uuid.UUID) -> list[ser
     async with await psycopg.AsyncConnection.connect(
         database_url, autocommit=True, row_factory=dict_row, application_name="mandate replay"
     ) as conn:
-        governance = await cache.load(conn)
+        governance = await load_governance(conn)
         try:
             return await service.replay(conn, governance, decision_id)
         except service.IngestError as exc:

@@ -11,9 +11,9 @@ from typing import Any
 import psycopg
 import pytest
 
+from mandate.apply import apply_bundle
 from mandate.client import AsyncMandateClient, MandateClient
 from mandate.demo import scenarios as s
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.web.conftest import issue_token, start_server
 

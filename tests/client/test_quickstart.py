@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import parse_bundle
 from tests.web.conftest import issue_token, start_server
 

@@ -27,10 +27,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from mandate.apply import apply_bundle
 from mandate.db import roles
 from mandate.db import tokens as tq
 from mandate.demo.scenarios import ORGANIZATION_ID
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from mandate.migrate import runner
 from mandate.migrate.files import head_version

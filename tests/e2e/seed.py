@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
+from mandate.apply import apply_bundle
 from mandate.client import MandateClient
 from mandate.demo.scenarios import (
     ALL,
@@ -27,7 +28,6 @@ from mandate.demo.scenarios import (
     SUPPORT_DOMAIN,
     Scenario,
 )
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.conftest import PREFIX, PgServer
 from tests.web.conftest import LiveServer, bearer, issue_token, start_server

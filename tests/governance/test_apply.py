@@ -21,6 +21,7 @@ import pytest
 import yaml
 from psycopg.rows import dict_row
 
+from mandate.apply import apply_bundle
 from mandate.evaluator import (
     CompiledSnapshot,
     Decision,
@@ -32,8 +33,8 @@ from mandate.evaluator import (
     evaluate,
     validate_signals,
 )
-from mandate.governance.apply import TABLES, apply_bundle, snapshot_id
 from mandate.governance.bundle import BundleError, BundleProblem, load_bundle, load_demo_bundle
+from mandate.governance.plan import TABLES, snapshot_id
 from mandate.governance.records import policies_from_records, scope_from_record, spec_from_record
 from tests.helpers import run_cli, scalar
 

@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.web.conftest import issue_token, start_server
 

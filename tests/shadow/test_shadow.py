@@ -19,9 +19,10 @@ import psycopg
 import pytest
 import yaml
 
+from mandate.apply import apply_bundle
 from mandate.db.history import Window
-from mandate.governance.apply import TABLES, apply_bundle
 from mandate.governance.bundle import BundleError, load_bundle, load_demo_bundle
+from mandate.governance.plan import TABLES
 from mandate.shadow import gates as gating
 from mandate.shadow.report import to_html, to_json
 from mandate.shadow.run import shadow

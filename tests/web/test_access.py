@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from mandate.web import access
 from mandate.web.app import create_app

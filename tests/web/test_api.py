@@ -12,7 +12,7 @@ import httpx
 import psycopg
 import pytest
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.helpers import scalar
 from tests.web.conftest import LiveServer, bearer, issue_token, start_server

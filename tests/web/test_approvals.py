@@ -24,8 +24,8 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
+from mandate.apply import apply_bundle
 from mandate.db import approvals as aq
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_bundle, load_demo_bundle
 from tests.helpers import scalar
 from tests.web.conftest import bearer, issue_token, start_server

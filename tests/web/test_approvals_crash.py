@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from bench.faults import served
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.web.conftest import bearer, issue_token
 from tests.web.test_approvals import DOMAIN, drop

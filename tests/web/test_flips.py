@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.web.conftest import bearer, issue_token, start_server
 from tests.web.test_api import CRITICAL_DROP, flat

@@ -21,8 +21,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mandate.apply import apply_bundle
 from mandate.evaluator import SEVERITY, Verdict
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import parse_bundle
 from tests.web.conftest import LiveServer, bearer, issue_token
 

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import BundleError, parse_bundle
 from tests.helpers import run_cli
 from tests.web.conftest import LiveServer, bearer, issue_token, start_server

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 
-from mandate.governance.apply import apply_bundle
+from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from mandate.migrate.runner import MigrationLock
 from tests.conftest import PgServer

@@ -21,8 +21,8 @@ import httpx
 import psycopg
 import pytest
 
+from mandate.apply import apply_bundle
 from mandate.db import tokens as tq
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import parse_bundle
 from mandate.tokens import Role, digest, new_secret
 from mandate.web.ui import relative

@@ -19,9 +19,9 @@ import orjson
 import psycopg
 import pytest
 
+from mandate.apply import apply_bundle
 from mandate.approvals import webhook
 from mandate.db import webhooks as wq
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.helpers import run_cli
 from tests.web.conftest import bearer, issue_token, start_server

@@ -88,3 +88,29 @@ def stream(
         cur.execute(statement, params)
         while rows := cur.fetchmany(batch):
             yield [tuple(row) for row in rows]
+
+
+def count(conn: Connection[Any], window: Window, *, limit: int | None = None) -> int:
+    """How many decision stages the window holds, or `limit` when it holds at least that many."""
+    statement, params = query(window)
+    bounded = sql.SQL("{} LIMIT %s").format(statement) if limit is not None else statement
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM ({}) AS h").format(bounded), [*params, *([limit] if limit else [])]
+    )
+    found = row.fetchone()
+    return int(found[0]) if found else 0
+
+
+def read_consistently(conn: Connection[Any], snapshot: str | None = None) -> None:
+    """Make the transaction `conn` is starting repeatable-read and read-only — in the exported `snapshot` when
+    given (`export_snapshot`), so that several connections read one history."""
+    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    if snapshot is not None:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+
+
+def export_snapshot(conn: Connection[Any]) -> str:
+    """The id of the snapshot `conn`'s transaction reads, for other connections to read it too."""
+    row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+    assert row is not None
+    return str(row[0])

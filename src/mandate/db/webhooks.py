@@ -22,6 +22,15 @@ from psycopg.types.json import Jsonb
 from mandate.vocabulary import Row
 
 
+async def take_delivery_round(conn: AsyncConnection[Row]) -> bool:
+    """Whether this transaction may deliver the round: at most one worker does (a transaction-level advisory lock,
+    not waited for — the others skip the round)."""
+    row = await (
+        await conn.execute("SELECT pg_try_advisory_xact_lock(hashtextextended('mandate.webhooks', 0)) AS mine")
+    ).fetchone()
+    return bool(row and row["mine"])
+
+
 def set_webhook(
     conn: psycopg.Connection[Any],
     *,

@@ -25,13 +25,13 @@ import typer
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from mandate.apply import apply_bundle
 from mandate.config import Settings
 from mandate.console import out, settings
 from mandate.db import embedded
 from mandate.db.connect import connect
 from mandate.db.url import database_url
 from mandate.errors import MandateError
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from mandate.listener import listen
 from mandate.migrate.runner import Runner

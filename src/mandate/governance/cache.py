@@ -13,17 +13,14 @@ Loading is **total** (MANDATE.md §3a): any row, whoever wrote it, is either use
   is an evaluation error, and the spec's failure mode decides. Other specs of the domain are unaffected.
 
 The active snapshot of a domain is the one with the highest version (never "latest created_at"); snapshots are
-compiled when loaded, against the spec version in force for each spec_id, never at request time.
+compiled when loaded, against the spec version in force for each spec_id (`in_force`), never at request time.
+The rows are read by `db.governance.load_governance`; this module only builds from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-from psycopg import AsyncConnection, Connection
-from psycopg.rows import dict_row
 
 from mandate.evaluator import (
     CompiledSnapshot,
@@ -35,6 +32,7 @@ from mandate.evaluator import (
     load_snapshot,
     spec_problems,
 )
+from mandate.governance.in_force import specs_in_force as specs_in_force_of
 from mandate.governance.records import (
     RecordError,
     policy_from_record,
@@ -105,49 +103,15 @@ class Governance:
         return next(iter(self.organizations)) if len(self.organizations) == 1 else None
 
 
-SCOPES = """SELECT scope_id, organization_id::text AS organization_id, domain, environment, scope_system, service,
-                   agent, tenant, owning_team FROM mandate.scopes"""
-SPECS = """SELECT spec_id, version, organization_id::text AS organization_id, domain, intent, stage::text AS stage,
-                  allowed_verdicts::text[] AS allowed_verdicts, signals, enforcement, current_status
-           FROM mandate.spec_versions ORDER BY created_at, spec_id, version"""
-ACTIVE_SNAPSHOTS = """SELECT DISTINCT ON (organization_id, domain) snapshot_id::text AS snapshot_id, version,
-                             organization_id::text AS organization_id, domain, policies
-                      FROM mandate.policy_snapshots
-                      ORDER BY organization_id, domain, version DESC, created_at DESC, snapshot_id DESC"""
-
-
-_QUERIES = (
-    "SELECT organization_id::text AS id FROM mandate.organizations",
-    "SELECT organization_id::text AS organization_id, domain FROM mandate.domains",
-    SCOPES,
-    SPECS,
-    ACTIVE_SNAPSHOTS,
-)
-
-
-async def load(conn: AsyncConnection[Row]) -> Governance:
-    """Read all governance in one repeatable-read snapshot of the database. Never fails on what a row holds."""
-    async with conn.transaction():
-        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        rows = [await (await conn.execute(query)).fetchall() for query in _QUERIES]
-    return build(*rows)
-
-
 GovernanceRows = tuple[list[Row], list[Row], list[Row], list[Row], list[Row]]
-"""What `build` takes: the rows of organizations, domains, scopes, specs and active snapshots (plain, picklable)."""
-
-
-def read_rows(conn: Connection[Any]) -> GovernanceRows:
-    """The rows `load` reads, from a synchronous connection, inside the caller's transaction if any."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        orgs, domains, scopes, specs, snapshots = (cur.execute(query).fetchall() for query in _QUERIES)
-    return orgs, domains, scopes, specs, snapshots
+"""What `build` takes: the rows of organizations, domains, scopes, specs and active snapshots (plain, picklable), as
+`db.governance.governance_rows` reads them."""
 
 
 def build(
     orgs: Iterable[Row], domains: Iterable[Row], scopes: Iterable[Row], specs: Iterable[Row], snapshots: Iterable[Row]
 ) -> Governance:
-    """Governance from its rows (as `load` reads them): every row used or reported."""
+    """Governance from its rows (`GovernanceRows`): every row used or reported."""
     g = Governance()
     g.organizations = {r["id"] for r in orgs}
     for r in domains:
@@ -224,14 +188,12 @@ def _load_snapshot(g: Governance, d: DomainGovernance, row: Row) -> CompiledSnap
 
 
 def specs_in_force(g: Governance, d: DomainGovernance) -> list[Spec]:
-    """One version per spec_id of the domain to check policies against: the active one, else the newest."""
-    chosen: dict[str, Spec] = {}
-    for spec in g.specs.values():  # in creation order: later versions overwrite earlier ones
-        if spec.organization_id == d.organization_id and spec.domain == d.domain:
-            chosen[spec.spec_id] = spec
-    for spec in d.active_specs.values():
-        chosen[spec.spec_id] = spec
-    return list(chosen.values())
+    """One version per spec_id of the domain to check policies against (`in_force.specs_in_force`): its active
+    version, else its newest."""
+    of_domain = (s for s in g.specs.values() if s.organization_id == d.organization_id and s.domain == d.domain)
+    return list(
+        specs_in_force_of(of_domain, lambda spec: d.active_specs.get((spec.intent, spec.stage)) is spec).values()
+    )
 
 
 def load_row(row: Row, specs: Iterable[Spec], scopes: Iterable[Scope]) -> LoadedSnapshot:

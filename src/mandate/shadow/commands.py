@@ -13,14 +13,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mandate.console import err, out, settings
 from mandate.db.connect import connect
-from mandate.db.history import Window
+from mandate.db.history import Window, count
 from mandate.db.url import database_url
 from mandate.errors import ConfigError
 from mandate.governance.bundle import load_bundle
 from mandate.migrate import runner
 from mandate.shadow import gates as gating
 from mandate.shadow import report
-from mandate.shadow.run import ShadowResult, count, shadow
+from mandate.shadow.run import ShadowResult, shadow
 
 _SPAN = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}

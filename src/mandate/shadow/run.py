@@ -25,12 +25,12 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
 from psycopg.types.json import set_json_loads
 
+from mandate.apply import apply_bundle
+from mandate.db import governance as governance_queries
 from mandate.db import history
 from mandate.governance import cache
-from mandate.governance.apply import apply_bundle
 from mandate.governance.bundle import Bundle
 from mandate.shadow.tally import Tally, judge_batch
 
@@ -58,19 +58,8 @@ def candidate_rows(conn: psycopg.Connection[Any], bundle: Bundle) -> cache.Gover
     """The governance rows `bundle` would produce, checked exactly as `mandate apply` checks it; nothing written."""
     with conn.transaction(force_rollback=True):
         apply_bundle(conn, bundle)
-        conn.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the deferred checks a commit would run
-        return cache.read_rows(conn)
-
-
-def count(conn: psycopg.Connection[Any], window: history.Window, *, limit: int | None = None) -> int:
-    """How many decision stages the window holds (for progress), or `limit` when it holds at least that many."""
-    statement, params = history.query(window)
-    bounded = sql.SQL("{} LIMIT %s").format(statement) if limit is not None else statement
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM ({}) AS h").format(bounded), [*params, *([limit] if limit else [])]
-    )
-    found = row.fetchone()
-    return int(found[0]) if found else 0
+        governance_queries.check_deferred(conn)  # the deferred checks a commit would run
+        return governance_queries.governance_rows(conn)
 
 
 def shadow(
@@ -88,8 +77,8 @@ def shadow(
         candidate = candidate_rows(conn, bundle)
     with psycopg.connect(url, application_name="mandate shadow") as conn:
         _fast_json(conn)
-        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        baseline = cache.read_rows(conn)
+        history.read_consistently(conn)
+        baseline = governance_queries.governance_rows(conn)
         n = _workers(workers, conn, window)
         tally = Tally(examples)
         read = evaluate = 0.0
@@ -100,10 +89,9 @@ def shadow(
             tally.merge(part)
         else:
             # Workers read their own key ranges in this transaction's snapshot: one consistent history.
-            row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-            assert row is not None
+            snapshot = history.export_snapshot(conn)
             context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-            init = (url, row[0], window, baseline, candidate, examples)
+            init = (url, snapshot, window, baseline, candidate, examples)
             with context.Pool(n, initializer=_init, initargs=init) as pool:
                 for part, rows, waited, judged in pool.imap(_judge_chunk, _chunks(n * CHUNKS_PER_WORKER)):
                     tally.merge(part)
@@ -156,7 +144,7 @@ def _workers(asked: int | None, conn: psycopg.Connection[Any], window: history.W
     if asked is not None:
         return max(1, asked)
     cores = os.cpu_count() or 1
-    if cores == 1 or count(conn, window, limit=IN_PROCESS_BELOW) < IN_PROCESS_BELOW:
+    if cores == 1 or history.count(conn, window, limit=IN_PROCESS_BELOW) < IN_PROCESS_BELOW:
         return 1
     return cores
 
@@ -191,8 +179,7 @@ def _init(
 
 def _judge_chunk(keys: history.KeyRange) -> tuple[Tally, int, float, float]:
     conn: psycopg.Connection[Any] = _state["conn"]
-    conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(_state["snapshot"])))
+    history.read_consistently(conn, _state["snapshot"])
     try:
         tally, read, judged = _judge_range(
             conn, _state["window"], keys, _state["baseline"], _state["candidate"], _state["examples"]

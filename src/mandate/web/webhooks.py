@@ -26,7 +26,6 @@ from mandate.vocabulary import Row
 
 log = logging.getLogger("mandate.webhooks")
 
-LOCK = "SELECT pg_try_advisory_xact_lock(hashtextextended('mandate.webhooks', 0)) AS mine"
 WINDOW = timedelta(days=7)
 """How far back events are still owed a delivery (a server down for longer does not flood its receivers)."""
 BATCH = 20
@@ -38,8 +37,7 @@ async def deliver_round(
 ) -> int:
     """Deliver what is due now; returns how many attempts were recorded (0 when another worker holds the round)."""
     async with pool.connection() as conn, conn.transaction():
-        mine = await (await conn.execute(LOCK)).fetchone()
-        if not mine or not mine["mine"]:
+        if not await webhook_queries.take_delivery_round(conn):
             return 0
         now = datetime.now(UTC)
         events = await webhook_queries.due(conn, now=now, since=now - WINDOW, limit=BATCH)

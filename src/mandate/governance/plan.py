@@ -1,12 +1,10 @@
-"""Applying a bundle: check it against what the database holds, then write what is new, all in one transaction.
+"""Planning an apply: a bundle checked against the stored governance it touches, and the rows to write — pure.
 
-    apply_bundle(conn, bundle) -> ApplyResult
-      1. read_stored   lock out concurrent applies; read the stored governance the bundle touches
-      2. plan          check every rule, list every problem (BundleError); compute the rows to write
-      3. write         insert the rows: organizations, domains, scopes, specs, spec status events, snapshots
+    plan(bundle, stored) -> Plan      (raises BundleError listing every problem)
 
-Nothing is written unless every rule holds. Stored governance is immutable (the tables are append-only), so a
-bundle that repeats what is stored writes nothing, and one that contradicts it is refused:
+`mandate.apply.apply_bundle` is the transaction around it: it reads `Stored` (db/governance.py, the objects
+`wanted(bundle)` names), plans, and writes the plan's rows. Stored governance is immutable (the tables are
+append-only), so a bundle that repeats what is stored plans nothing, and one that contradicts it is refused:
 
 - organizations, domains and scopes that exist must be declared as stored;
 - a stored spec version (spec_id, version) must be declared with the same content; only its status may change,
@@ -15,9 +13,9 @@ bundle that repeats what is stored writes nothing, and one that contradicts it i
 - every version of a spec_id governs the same organization, domain, intent and stage;
 - a snapshot version that is stored must be declared with the same policies; a snapshot without `version`
   becomes the next version of its domain, unless its policies equal the current ones (then it is a no-op);
-- every snapshot written compiles (`compile_snapshot`) against the spec versions in force after the apply (per
-  spec_id: the active version, else the newest — as the ingestion cache loads them) and the registered scopes,
-  and so does the current snapshot of every domain whose specs change.
+- every snapshot written compiles (`compile_snapshot`) against the spec versions in force after the apply
+  (`in_force`, as the ingestion cache loads them) and the registered scopes, and so does the current snapshot of
+  every domain whose specs change.
 """
 
 from __future__ import annotations
@@ -27,11 +25,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
-
-from mandate.errors import GovernanceError
 from mandate.evaluator import (
     LoadProblem,
     Policy,
@@ -56,6 +49,7 @@ from mandate.governance.bundle import (
     scope_id_problems,
     unique,
 )
+from mandate.governance.in_force import specs_in_force
 from mandate.governance.records import policies_from_records, policy_to_record, scope_from_record, spec_from_record
 from mandate.vocabulary import Row, is_slug
 
@@ -70,7 +64,6 @@ DESCRIPTIVE = frozenset({"name", "description", "owner_contact"})
 """Fields of organizations, domains and scopes that an apply compares only when the bundle gives them."""
 
 SNAPSHOT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:mandate:policy-snapshot")
-_APPLY_LOCK = 0x4D414E44_41505059  # pg_advisory_xact_lock key: one apply at a time ("MANDAPPY")
 
 
 def snapshot_id(organization_id: str, domain: str, version: int) -> uuid.UUID:
@@ -126,7 +119,7 @@ class Plan:
     warnings: list[str] = field(default_factory=list)  # not refused, but worth a look (e.g. scopes that can tie)
 
 
-# Reading what is stored ---------------------------------------------------------------------------------------------
+# What is stored ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -141,63 +134,47 @@ class Stored:
     snapshots: Mapping[tuple[str, str, int], Row] = field(default_factory=dict)  # the versions the bundle names
 
 
-def read_stored(conn: psycopg.Connection[Any], bundle: Bundle) -> Stored:
-    """Read the governance of the organizations the bundle names, and every object it names by id."""
-    orgs = sorted(bundle.organization_ids())
-    names = sorted({o.item.name for o in bundle.organizations})
+@dataclass(frozen=True)
+class Wanted:
+    """What an apply must read: the organizations a bundle names (by id or name) and every object it names by id."""
+
+    organization_ids: list[str]
+    names: list[str]
+    scope_ids: list[str]
+    spec_ids: list[str]
+    snapshot_versions: list[tuple[str, str, int]]  # (organization_id, domain, version) the bundle declares
+
+
+def wanted(bundle: Bundle) -> Wanted:
+    """The stored governance `bundle` touches, to read before planning it."""
     policies = [p for s in bundle.snapshots for p in s.item.policies]
-    scope_ids = sorted({s.item.scope_id for s in bundle.scopes} | {p.scope_id for p in policies})
-    spec_ids = sorted({s.item.spec_id for s in bundle.specs} | {p.spec_id for p in policies})
-    named = sorted(
-        {(str(s.item.organization_id), s.item.domain, s.item.version) for s in bundle.snapshots if s.item.version}
+    return Wanted(
+        organization_ids=sorted(bundle.organization_ids()),
+        names=sorted({o.item.name for o in bundle.organizations}),
+        scope_ids=sorted({s.item.scope_id for s in bundle.scopes} | {p.scope_id for p in policies}),
+        spec_ids=sorted({s.item.spec_id for s in bundle.specs} | {p.spec_id for p in policies}),
+        snapshot_versions=sorted(
+            {(str(s.item.organization_id), s.item.domain, s.item.version) for s in bundle.snapshots if s.item.version}
+        ),
     )
-    with conn.cursor(row_factory=dict_row) as cur:
-        organizations = cur.execute(
-            """SELECT organization_id::text AS organization_id, name, description FROM mandate.organizations
-               WHERE organization_id = ANY(%s::uuid[]) OR name = ANY(%s::text[])""",
-            [orgs, names],
-        ).fetchall()
-        domains = cur.execute(
-            """SELECT organization_id::text AS organization_id, domain, name, description FROM mandate.domains
-               WHERE organization_id = ANY(%s::uuid[])""",
-            [orgs],
-        ).fetchall()
-        scopes = cur.execute(
-            """SELECT scope_id, organization_id::text AS organization_id, domain, environment, scope_system, service,
-                      agent, tenant, owning_team, owner_contact, description
-               FROM mandate.scopes WHERE organization_id = ANY(%s::uuid[]) OR scope_id = ANY(%s::text[])""",
-            [orgs, scope_ids],
-        ).fetchall()
-        specs = cur.execute(
-            """SELECT spec_id, version, organization_id::text AS organization_id, domain, intent, stage::text AS stage,
-                      allowed_verdicts::text[] AS allowed_verdicts, signals, enforcement, current_status
-               FROM mandate.spec_versions WHERE organization_id = ANY(%s::uuid[]) OR spec_id = ANY(%s::text[])
-               ORDER BY created_at, spec_id, version""",
-            [orgs, spec_ids],
-        ).fetchall()
-        latest = cur.execute(
-            """SELECT DISTINCT ON (organization_id, domain) snapshot_id::text AS snapshot_id, version,
-                      organization_id::text AS organization_id, domain, policies
-               FROM mandate.policy_snapshots WHERE organization_id = ANY(%s::uuid[])
-               ORDER BY organization_id, domain, version DESC, created_at DESC, snapshot_id DESC""",
-            [orgs],
-        ).fetchall()
-        versions = cur.execute(
-            """SELECT DISTINCT ON (s.organization_id, s.domain, s.version) s.snapshot_id::text AS snapshot_id,
-                      s.version, s.organization_id::text AS organization_id, s.domain, s.policies
-               FROM mandate.policy_snapshots s
-               JOIN unnest(%s::uuid[], %s::text[], %s::int[]) AS k(organization_id, domain, version)
-                 ON s.organization_id = k.organization_id AND s.domain = k.domain AND s.version = k.version
-               ORDER BY s.organization_id, s.domain, s.version, s.created_at DESC, s.snapshot_id DESC""",
-            [[n[0] for n in named], [n[1] for n in named], [n[2] for n in named]],
-        ).fetchall()
+
+
+def stored_from_rows(
+    organizations: Iterable[Row],
+    domains: Iterable[Row],
+    scopes: Iterable[Row],
+    specs: Iterable[Row],
+    latest_snapshots: Iterable[Row],
+    snapshots: Iterable[Row],
+) -> Stored:
+    """`Stored` from the rows `db.governance.stored_rows` reads (text ids)."""
     return Stored(
         organizations={r["organization_id"]: r for r in organizations},
         domains={(r["organization_id"], r["domain"]): r for r in domains},
         scopes={r["scope_id"]: r for r in scopes},
         specs={(r["spec_id"], r["version"]): r for r in specs},
-        latest_snapshots={(r["organization_id"], r["domain"]): r for r in latest},
-        snapshots={(r["organization_id"], r["domain"], r["version"]): r for r in versions},
+        latest_snapshots={(r["organization_id"], r["domain"]): r for r in latest_snapshots},
+        snapshots={(r["organization_id"], r["domain"], r["version"]): r for r in snapshots},
     )
 
 
@@ -521,7 +498,7 @@ class _Planner:
             try:
                 policies = policies_from_records(current["policies"])
             except (KeyError, TypeError, ValueError):
-                continue  # a legacy snapshot the cache cannot read either; nothing this apply makes worse
+                continue  # a legacy snapshot not readable whole (the cache skips its bad policies); not made worse
             for problem in self._compile(org, domain, current["version"], policies):
                 self.problem(
                     cause,
@@ -604,16 +581,16 @@ class _Planner:
         return written
 
     def _specs_in_force(self) -> dict[DomainKey, dict[str, Spec]]:
-        """Per domain and spec_id, the version policies are checked against after the apply: the active one, else
-        the newest (as the ingestion cache chooses)."""
-        newest: dict[DomainKey, dict[str, Spec]] = {}
-        active: dict[DomainKey, dict[str, Spec]] = {}
+        """Per domain and spec_id, the version policies are checked against after the apply (`in_force`, as the
+        ingestion cache chooses it)."""
+        by_domain: dict[DomainKey, list[Spec]] = {}
         for spec in [*_readable_specs(self.stored.specs.values()), *self.new_specs]:
-            key = (spec.organization_id, spec.domain)
-            newest.setdefault(key, {})[spec.spec_id] = spec
-            if self.final_status.get((spec.spec_id, spec.version)) == "active":
-                active.setdefault(key, {})[spec.spec_id] = spec
-        return {key: {**specs, **active.get(key, {})} for key, specs in newest.items()}
+            by_domain.setdefault((spec.organization_id, spec.domain), []).append(spec)
+
+        def active(spec: Spec) -> bool:
+            return self.final_status.get((spec.spec_id, spec.version)) == "active"
+
+        return {key: specs_in_force(specs, active) for key, specs in by_domain.items()}
 
     def _compile(self, org: str, domain: str, version: int, policies: Sequence[Policy]) -> list[LoadProblem]:
         """Compile against the domain's specs in force, and the other domains' (so a cross-domain binding is
@@ -697,7 +674,7 @@ def _readable_specs(rows: Iterable[Row]) -> list[Spec]:
         try:
             specs.append(spec_from_record(row))
         except (KeyError, TypeError, ValueError):
-            continue  # a legacy row the evaluator cannot read; the ingestion cache cannot use it either
+            continue  # a legacy row the evaluator cannot read; the ingestion cache skips it too (with a warning)
     return specs
 
 
@@ -751,70 +728,3 @@ def _policy_diff(old: Sequence[Policy], new: Sequence[Policy]) -> str:
 
 def _shown(value: object) -> str:
     return "nothing" if value is None else repr(value)
-
-
-# Writing ------------------------------------------------------------------------------------------------------------
-
-
-def write(conn: psycopg.Connection[Any], plan: Plan) -> None:
-    """Insert the planned rows, in dependency order. The caller owns the transaction."""
-    with conn.cursor() as cur:
-        if plan.organizations:
-            cur.executemany(
-                """INSERT INTO mandate.organizations (organization_id, name, description)
-                   VALUES (%(organization_id)s, %(name)s, %(description)s)""",
-                plan.organizations,
-            )
-        if plan.domains:
-            cur.executemany(
-                """INSERT INTO mandate.domains (organization_id, domain, name, description)
-                   VALUES (%(organization_id)s, %(domain)s, %(name)s, %(description)s)""",
-                plan.domains,
-            )
-        if plan.scopes:
-            cur.executemany(
-                """INSERT INTO mandate.scopes (scope_id, organization_id, domain, environment, scope_system, service,
-                                               agent, tenant, owning_team, owner_contact, description)
-                   VALUES (%(scope_id)s, %(organization_id)s, %(domain)s, %(environment)s, %(scope_system)s,
-                           %(service)s, %(agent)s, %(tenant)s, %(owning_team)s, %(owner_contact)s, %(description)s)""",
-                plan.scopes,
-            )
-        if plan.specs:
-            cur.executemany(
-                """INSERT INTO mandate.mandate_specs (spec_id, version, organization_id, domain, intent, stage,
-                                                      allowed_verdicts, signals, enforcement, status, replaced_by)
-                   VALUES (%(spec_id)s, %(version)s, %(organization_id)s, %(domain)s, %(intent)s,
-                           %(stage)s::mandate.stage, %(allowed_verdicts)s::mandate.verdict[], %(signals)s,
-                           %(enforcement)s, %(status)s, %(replaced_by)s)""",
-                [
-                    {**row, "signals": Jsonb(row["signals"]), "enforcement": Jsonb(row["enforcement"])}
-                    for row in plan.specs
-                ],
-            )
-        if plan.status_events:
-            cur.executemany(
-                """INSERT INTO mandate.spec_status_events (spec_id, version, status, reason)
-                   VALUES (%(spec_id)s, %(version)s, %(status)s, %(reason)s)""",
-                plan.status_events,
-            )
-        if plan.snapshots:
-            cur.executemany(
-                """INSERT INTO mandate.policy_snapshots (snapshot_id, version, policies, organization_id, domain)
-                   VALUES (%(snapshot_id)s, %(version)s, %(policies)s, %(organization_id)s, %(domain)s)""",
-                [{**row, "policies": Jsonb(row["policies"])} for row in plan.snapshots],
-            )
-
-
-def apply_bundle(conn: psycopg.Connection[Any], bundle: Bundle, *, dry_run: bool = False) -> ApplyResult:
-    """Check `bundle` against the database and write what is new, in one transaction (a savepoint when the caller
-    holds one). Raises `BundleError` listing every problem, having written nothing. With `dry_run`, everything
-    runs and is rolled back: the result says what would be written."""
-    try:
-        with conn.transaction(force_rollback=dry_run):
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [_APPLY_LOCK])
-            planned = plan(bundle, read_stored(conn, bundle))
-            write(conn, planned)
-    except psycopg.errors.IntegrityError as exc:  # a rule the checks above missed; the database has the last word
-        detail = exc.diag.message_primary or str(exc)
-        raise GovernanceError(f"the database refused the bundle (nothing was written): {detail}") from exc
-    return ApplyResult(tuple(planned.changes), dry_run=dry_run, warnings=tuple(planned.warnings))
