@@ -215,6 +215,22 @@ def test_expired_reads_as_expired_before_and_after_the_sweeper_which_is_idempote
     assert {k: v for k, v in after.items() if k != "events"} == {k: v for k, v in before.items() if k != "events"}
 
 
+def test_a_sweep_since_its_last_round_looks_only_at_what_expired_or_was_stored_since(world: World) -> None:
+    # Stored now, its expiry three hours ago (the decision's timestamp is old): a bounded sweep finds it by the time
+    # it was stored; a sweep whose last round came after both finds nothing; a full sweep (since None) writes it.
+    approval_id = world.pause(timestamp=datetime.now(UTC) - timedelta(hours=3))["approval_request"]["approval_id"]
+
+    async def sweep(since: datetime | None) -> int:
+        async with await psycopg.AsyncConnection.connect(world.db_url, autocommit=True, row_factory=dict_row) as conn:
+            return await aq.sweep(conn, datetime.now(UTC), since=since)
+
+    assert asyncio.run(sweep(datetime.now(UTC) + timedelta(minutes=1))) == 0
+    assert asyncio.run(sweep(datetime.now(UTC) - timedelta(minutes=1))) == 1
+    assert asyncio.run(sweep(None)) == 0  # written once
+    events = world.reader.get(f"/api/approvals/{approval_id}").json()["events"]
+    assert [e["kind"] for e in events] == ["expired"]
+
+
 def test_a_resume_with_the_approved_action_is_allowed_once(world: World) -> None:
     paused = world.pause()
     approval_id = paused["approval_request"]["approval_id"]
