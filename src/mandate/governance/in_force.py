@@ -16,9 +16,9 @@ from mandate.evaluator import Spec
 _V = TypeVar("_V")
 
 
-def version_in_force(versions: Sequence[_V], active: Callable[[_V], bool]) -> _V | None:
-    """Of `versions` (one spec_id's, oldest first), the newest active one, else the newest; None when empty."""
-    return next((v for v in reversed(versions) if active(v)), versions[-1] if versions else None)
+def version_in_force(versions: Sequence[_V], active: Callable[[_V], bool]) -> _V:
+    """Of `versions` (one spec_id's, oldest first, at least one), the newest active one, else the newest."""
+    return next((v for v in reversed(versions) if active(v)), versions[-1])
 
 
 def specs_in_force(specs: Iterable[Spec], active: Callable[[Spec], bool]) -> dict[str, Spec]:
@@ -26,5 +26,4 @@ def specs_in_force(specs: Iterable[Spec], active: Callable[[Spec], bool]) -> dic
     versions: dict[str, list[Spec]] = {}
     for spec in specs:
         versions.setdefault(spec.spec_id, []).append(spec)
-    chosen = {spec_id: version_in_force(found, active) for spec_id, found in versions.items()}
-    return {spec_id: spec for spec_id, spec in chosen.items() if spec is not None}
+    return {spec_id: version_in_force(found, active) for spec_id, found in versions.items()}

@@ -27,6 +27,7 @@ from mandate import service
 from mandate.db import decisions as q
 from mandate.db import governance as gq
 from mandate.errors import DatabaseUnavailable, MandateError
+from mandate.governance.in_force import version_in_force
 from mandate.migrate.files import head_version
 from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range
 from mandate.service import DecisionRequest, IngestError, IngestResult, Problem
@@ -653,7 +654,7 @@ async def get_spec(
                 f"spec {spec_id} has no version {version}; it has " + ", ".join(v["version"] for v in versions),
             )
     else:
-        chosen = next((v for v in reversed(versions) if v["status"] == "active"), versions[-1])
+        chosen = version_in_force(versions, lambda v: v["status"] == "active")
     return JSONResponse({**chosen, "versions": versions, "status_history": history})
 
 
