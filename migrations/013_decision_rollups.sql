@@ -20,7 +20,8 @@
 --   lower-cased values (text_pattern_ops, so LIKE 'x%' uses them under any collation) replace the plain ones, which
 --   the API's exact filters now reach through the same expression.
 -- * idx_approval_requests_live: the approval queue reads the requests of a domain that have not expired yet (no
---   expiry: never), instead of every request the domain ever had.
+--   expiry: never), instead of every request the domain ever had; idx_approval_resolutions_ending: its counts of
+--   rejected, withdrawn and expired requests read those endings only.
 -- Legacy databases: nothing to convert. Every decision already stored is folded by the server after this migration
 -- (in chunks, while it serves; until then the pages count those decisions directly).
 \set ON_ERROR_STOP on
@@ -147,5 +148,7 @@ CREATE INDEX idx_decision_events_target_lower ON mandate.decision_events (lower(
 
 CREATE INDEX idx_approval_requests_live ON mandate.approval_requests
     (organization_id, domain, (coalesce(expires_at, 'infinity'::timestamptz)));
+CREATE INDEX idx_approval_resolutions_ending ON mandate.approval_resolutions (kind, approval_id)
+    WHERE kind <> 'approved';
 
 COMMIT;

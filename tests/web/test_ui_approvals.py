@@ -9,6 +9,7 @@ hours ago (expired, then executed anyway: a finding).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,17 +21,19 @@ from uuid import UUID
 import httpx
 import psycopg
 import pytest
-
-from mandate.apply import apply_bundle
-from mandate.db import tokens as tq
-from mandate.governance.bundle import parse_bundle
-from mandate.tokens import Role, digest, new_secret
-from mandate.web.ui import relative
+from psycopg.rows import dict_row
 from tests.conftest import PgServer
 from tests.e2e.seed import CS, scratch_database
 from tests.web.conftest import bearer, issue_token, start_server
 from tests.web.test_approvals import DOMAIN, ORG, drop
 from tests.web.test_ui import Element, dom
+
+from mandate.apply import apply_bundle
+from mandate.db import approvals as aq
+from mandate.db import tokens as tq
+from mandate.governance.bundle import parse_bundle
+from mandate.tokens import Role, digest, new_secret
+from mandate.web.ui import relative
 
 Row = dict[str, Any]
 PARENT_TEAM = "platform-team"
@@ -185,6 +188,32 @@ def test_the_queue_counts_every_state_and_says_how_to_resolve_without_offering_t
     for form in page.find_all("form"):  # read-only: GET filters, and Log out
         assert (form.attrs.get("method") or "get").lower() == "get" or form.attrs.get("action") == "/logout"
     assert [b.text for b in page.find_all("button")] == ["Log out", "Show"]
+
+
+def test_each_state_is_counted_up_to_a_cap_and_the_queue_says_when_there_are_more(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def counts(cap: int) -> dict[str, int]:
+        async with await psycopg.AsyncConnection.connect(queue.db_url, row_factory=dict_row) as conn:
+            return await aq.count_requests(
+                conn, organization_id=UUID(ORG), domains=None, domain=DOMAIN, now=datetime.now(UTC), cap=cap
+            )
+
+    exact = {"pending": 2, "approved": 1, "rejected": 0, "withdrawn": 0, "expired": 1, "consumed": 1}
+    assert asyncio.run(counts(1000)) == exact
+    assert asyncio.run(counts(1)) == {**exact, "pending": 2}  # 2 = "more than 1"
+    assert asyncio.run(counts(0)) == {**exact, "pending": 1}
+    monkeypatch.setattr(aq, "COUNT_CAP", 1)
+    page = dom(queue.reader.get("/approvals"))
+    shown = {a.attrs["data-state"]: a.find("strong").text for a in page.find_all("a", data_state=None)}
+    assert shown == {
+        "pending": "1+",
+        "approved": "1",
+        "rejected": "0",
+        "withdrawn": "0",
+        "expired": "1",
+        "consumed": "1",
+    }
 
 
 def test_the_state_filter_shows_approved_expired_and_consumed_requests(queue: Queue) -> None:

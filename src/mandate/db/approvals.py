@@ -321,6 +321,28 @@ async def list_findings(
     return rows, next_cursor
 
 
+COUNT_CAP = 1000
+"""Requests counted per state at most (the queue shows "1,000+" beyond): each state's count reads no more than this
+many rows, from the table that holds that state (the live requests by expiry, endings by kind, consumptions)."""
+
+
+def _counted(name: str, where: sql.Composable) -> tuple[sql.Composable, bool]:
+    """The rows of requests in state `name` (one `1` each), read from the table that holds that state; whether the
+    query takes `now` (after the filter's parameters) or the state's kind (before them)."""
+    if name in ("pending", "approved"):  # live ones only: idx_approval_requests_live
+        return sql.SQL("SELECT 1 FROM mandate.approval_requests a WHERE {} AND {}").format(where, _STATE[name]), True
+    if name == "consumed":
+        query = "SELECT 1 FROM mandate.approval_consumptions c JOIN mandate.approval_requests a USING (approval_id) "
+        return sql.SQL(query + "WHERE {}").format(where), False
+    return (  # an ending event of that kind (idx_approval_resolutions_ending)
+        sql.SQL(
+            """SELECT 1 FROM mandate.approval_resolutions r JOIN mandate.approval_requests a USING (approval_id)
+               WHERE r.kind = %s AND r.kind <> 'approved' AND {}"""
+        ).format(where),
+        False,
+    )
+
+
 async def count_requests(
     conn: AsyncConnection[Row],
     *,
@@ -329,8 +351,10 @@ async def count_requests(
     domain: str | None,
     token_id: UUID | None = None,
     now: datetime,
+    cap: int = COUNT_CAP,
 ) -> dict[str, int]:
-    """How many requests of the caller's domains are in each state at `now` (`list_requests`' filters, no page)."""
+    """How many requests of the caller's domains are in each state at `now` (`list_requests`' filters, no page), each
+    counted up to `cap + 1` (more than `cap`: there are more than that many)."""
     clauses: list[sql.Composable] = [sql.SQL("true")]
     params: list[Any] = []
     for clause, value in (
@@ -342,12 +366,23 @@ async def count_requests(
         if value is not None:
             clauses.append(sql.SQL(clause))
             params.append(value)
-    columns = sql.SQL(", ").join(
-        sql.SQL("count(*) FILTER (WHERE {}) AS {}").format(_STATE[name], sql.Identifier(name)) for name in STATES
-    )
-    reads_now = [now for name in STATES if name in ("pending", "approved", "expired")]  # one placeholder each
-    query = sql.SQL("SELECT {} FROM mandate.approval_requests a WHERE {}").format(
-        columns, sql.SQL(" AND ").join(clauses)
-    )
-    row = await (await conn.execute(query, [*reads_now, *params])).fetchone()
-    return {name: int(row[name]) if row else 0 for name in STATES}
+    where = sql.SQL(" AND ").join(clauses)
+
+    async def upto(query: sql.Composable, before: list[Any], after: list[Any], limit: int) -> int:
+        bounded = sql.SQL("SELECT count(*) AS n FROM ({} LIMIT %s) s").format(query)
+        row = await (await conn.execute(bounded, [*before, *params, *after, limit])).fetchone()
+        return int(row["n"]) if row else 0
+
+    counts: dict[str, int] = {}
+    for name in STATES:
+        query, takes_now = _counted(name, where)
+        if takes_now:
+            counts[name] = await upto(query, [], [now], cap + 1)
+        else:
+            counts[name] = await upto(query, [] if name == "consumed" else [name], [], cap + 1)
+    if counts["expired"] <= cap:  # and those whose time ran out that the sweeper has not written yet
+        unswept = sql.SQL("SELECT 1 FROM mandate.approval_requests a WHERE {} AND NOT {} AND {}").format(
+            where, _LIVE, _OPEN
+        )
+        counts["expired"] += await upto(unswept, [], [now], cap + 1 - counts["expired"])
+    return counts

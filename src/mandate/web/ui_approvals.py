@@ -99,7 +99,7 @@ async def approvals_page(request: Request) -> HTMLResponse:
             "token_id": p.own_decisions_only,
         }
         found, next_cursor = await aq.list_requests(conn, **where, state=wanted, now=now, limit=limit, cursor=cursor)
-        counts = await aq.count_requests(conn, **where, now=now)
+        counts = await aq.count_requests(conn, **where, now=now, cap=aq.COUNT_CAP)
         found = [a for a in found if workflow.visible(p, a)]
         teams: dict[tuple[UUID, str], set[str]] = {}
         for a in found:
@@ -115,6 +115,7 @@ async def approvals_page(request: Request) -> HTMLResponse:
         **context,
         items=items,
         counts=counts,
+        count_cap=aq.COUNT_CAP,
         base_url=str(request.base_url),
         first_url=link("/approvals", params) if cursor is not None else None,
         next_url=link("/approvals", {**params, "cursor": next_cursor}) if next_cursor else None,
