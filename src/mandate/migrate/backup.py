@@ -44,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import conninfo, sql
+from psycopg import conninfo
 
-from mandate.db import tools
+from mandate.db import catalog, migration_backup, migration_preflight, tools
 from mandate.errors import BackupError, ToolNotFound
 
 SCHEMA = "mandate"
@@ -160,17 +160,9 @@ def _server(url: str) -> tuple[int, str, str, list[str]]:
     """(major, version, database, tables of schema mandate) of the database behind `url`."""
     try:
         with psycopg.connect(url, connect_timeout=10, application_name="mandate backup") as conn:
-            tables = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = %s AND c.relkind IN ('r', 'p') ORDER BY 1",
-                    (SCHEMA,),
-                )
-            ]
-            version = conn.execute("SHOW server_version").fetchone()
-            assert version is not None
-            return conn.info.server_version // 10000, str(version[0]), conn.info.dbname, tables
+            tables = catalog.tables(conn)
+            version = migration_preflight.server_version(conn)
+            return conn.info.server_version // 10000, version, conn.info.dbname, tables
     except psycopg.OperationalError as exc:
         raise BackupError(f"cannot connect to the database: {str(exc).strip()}") from exc
 
@@ -378,16 +370,12 @@ def restore_command(path: Path, url: str, into_new_database: str | None = None) 
             f"{shlex.quote(str(path))}"
         )
     database = str(params.get("dbname") or "")
-    alter = f"ALTER DATABASE {_ident(database)} SET search_path = mandate, public"
+    alter = migration_backup.set_search_path_statement(database)
     return (
         f"{shlex.quote(pg_restore)} --file - {shlex.quote(str(path))} | {shlex.quote(psql)} -X -q -v ON_ERROR_STOP=1 "
-        f"--single-transaction -c 'DROP SCHEMA IF EXISTS mandate CASCADE' -f - -c {shlex.quote(alter)} "
+        f"--single-transaction -c {shlex.quote(migration_backup.DROP_SCHEMA)} -f - -c {shlex.quote(alter)} "
         f"--dbname {shlex.quote(target)}"
     )
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
@@ -448,10 +436,10 @@ def _admin(url: str) -> psycopg.Connection[Any]:
 
 def _create_database(url: str, name: str) -> None:
     with _admin(url) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        if migration_backup.database_exists(conn, name):
             raise BackupError(f"database {name} already exists; choose a new name (nothing was restored)")
         try:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            migration_backup.create_database(conn, name)
         except psycopg.Error as exc:
             raise BackupError(
                 f"cannot create database {name}: {(exc.diag.message_primary or str(exc)).strip()}"
@@ -460,12 +448,12 @@ def _create_database(url: str, name: str) -> None:
 
 def _drop_database(url: str, name: str) -> None:
     with _admin(url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        migration_backup.drop_database(conn, name)
 
 
 def _set_search_path(url: str, name: str) -> None:
     with _admin(url) as conn:
-        conn.execute(sql.SQL("ALTER DATABASE {} SET search_path = mandate, public").format(sql.Identifier(name)))
+        migration_backup.set_search_path(conn, name)
 
 
 def url_of_database(url: str, name: str) -> str:

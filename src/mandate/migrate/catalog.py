@@ -6,6 +6,8 @@ report what differs when a database cannot be classified. Secondary indexes are 
 differences deserve a warning, never a refusal.
 
     python -m mandate.migrate.catalog URL > description.json
+
+The catalog queries are in `db/catalog.py`.
 """
 
 from __future__ import annotations
@@ -17,75 +19,15 @@ from typing import Any
 
 import psycopg
 
-SCHEMA = "mandate"
-
-_COLUMNS = """
-SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
-       pg_get_expr(d.adbin, d.adrelid)
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
-WHERE n.nspname = %s AND c.relkind IN ('r', 'p')
-ORDER BY c.relname, a.attnum
-"""
-
-_CONSTRAINTS = """
-SELECT c.relname, con.conname, pg_get_constraintdef(con.oid)
-FROM pg_constraint con
-JOIN pg_class c ON c.oid = con.conrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s
-ORDER BY 1, 2
-"""
-
-_INDEXES = """
-SELECT c.relname, i.relname, pg_get_indexdef(i.oid)
-FROM pg_index x
-JOIN pg_class c ON c.oid = x.indrelid
-JOIN pg_class i ON i.oid = x.indexrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s
-  AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.oid AND con.contype IN ('p', 'u', 'x'))
-ORDER BY 1, 2
-"""
-
-_TRIGGERS = """
-SELECT c.relname, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled
-FROM pg_trigger t
-JOIN pg_class c ON c.oid = t.tgrelid
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = %s AND NOT t.tgisinternal
-ORDER BY 1, 2
-"""
-
-_ENUMS = """
-SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
-FROM pg_type t
-JOIN pg_enum e ON e.enumtypid = t.oid
-JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE n.nspname = %s
-GROUP BY t.typname
-ORDER BY 1
-"""
-
-_FUNCTIONS = """
-SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname = %s ORDER BY 1
-"""
+from mandate.db import catalog as q
 
 
 def describe(conn: psycopg.Connection[Any], *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Describe schema `mandate`: {enums, functions, tables: {name: {columns, constraints, indexes, triggers}}}.
 
     Names are schema-qualified whatever the session's search_path (it is set to pg_catalog meanwhile)."""
-    row = conn.execute("SELECT current_setting('search_path')").fetchone()
-    assert row is not None
-    conn.execute("SELECT set_config('search_path', 'pg_catalog', false)")
-    try:
+    with q.catalog_search_path(conn):
         return _describe(conn, exclude)
-    finally:
-        conn.execute("SELECT set_config('search_path', %s, false)", (row[0],))
 
 
 def _describe(conn: psycopg.Connection[Any], exclude: frozenset[str]) -> dict[str, Any]:
@@ -94,21 +36,21 @@ def _describe(conn: psycopg.Connection[Any], exclude: frozenset[str]) -> dict[st
     def table(name: str) -> dict[str, Any]:
         return tables.setdefault(name, {"columns": [], "constraints": {}, "indexes": {}, "triggers": {}})
 
-    for rel, col, typ, notnull, default in conn.execute(_COLUMNS, (SCHEMA,)):
+    for rel, col, typ, notnull, default in q.columns(conn):
         if rel not in exclude:
             table(rel)["columns"].append([col, typ, bool(notnull), default])
-    for rel, name, definition in conn.execute(_CONSTRAINTS, (SCHEMA,)):
+    for rel, name, definition in q.constraints(conn):
         if rel not in exclude:
             table(rel)["constraints"][name] = definition
-    for rel, name, definition in conn.execute(_INDEXES, (SCHEMA,)):
+    for rel, name, definition in q.indexes(conn):
         if rel not in exclude:
             table(rel)["indexes"][name] = definition
-    for rel, name, definition, enabled in conn.execute(_TRIGGERS, (SCHEMA,)):
+    for rel, name, definition, enabled in q.triggers(conn):
         if rel not in exclude:
             table(rel)["triggers"][name] = definition + ("" if enabled == "O" else f" [enabled={enabled}]")
     return {
-        "enums": {name: list(labels) for name, labels in conn.execute(_ENUMS, (SCHEMA,))},
-        "functions": sorted({name for (name,) in conn.execute(_FUNCTIONS, (SCHEMA,))}),
+        "enums": {name: list(labels) for name, labels in q.enums(conn)},
+        "functions": sorted(set(q.functions(conn))),
         "tables": dict(sorted(tables.items())),
     }
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from mandate.db import migration_checks
 from mandate.errors import MigrationError
 from mandate.migrate.files import migrations_dir
 
@@ -30,11 +31,6 @@ GATE_MARKER = "-- @@gate@@"
 STATUSES = ("PASS", "FAIL", "WARN", "INFO")
 
 _TXN_LINE = re.compile(r"^\s*(BEGIN|COMMIT|ROLLBACK|START\s+TRANSACTION)\s*;\s*$", re.IGNORECASE)
-_RESULTS = """
-SELECT check_id::text, section::text, title::text, status::text, measured::text, offending_count::bigint,
-       coalesce(sample::text[], '{}'), remedy::text
-FROM pg_temp.m008_check_results
-"""
 
 
 @dataclass(frozen=True)
@@ -160,7 +156,7 @@ def run(conn: psycopg.Connection[Any], script: CheckScript) -> CheckRun:
         # A savepoint rolled back after reading: the script's temporary table and helper functions go with it.
         with conn.transaction(force_rollback=True):
             conn.execute(script.runnable_sql())
-            rows = conn.execute(_RESULTS).fetchall()
+            rows = migration_checks.results(conn)
     except psycopg.Error as exc:
         diag = exc.diag
         where = f" (at {diag.context.strip().splitlines()[-1]})" if diag.context else ""

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
+
+from mandate.db import migration_estimate
 
 HISTORY = "migration-008-runs.json"
 _KEEP = 50
@@ -228,26 +229,21 @@ def calibrate(
     agree within ±20 % (tests/migrate/test_runbook_accuracy.py runs them against a process spinning on a core)."""
     cpu = _backend_cpu_clock(conn)
     timings: list[float] = []
-    row: tuple[Any, ...] | None = None
-    query = sql.SQL(
-        "CREATE TEMP TABLE m008_calibration ON COMMIT DROP AS SELECT * FROM mandate.decision_events LIMIT {}"
-    ).format(sql.Literal(int(rows)))
+    sample: tuple[int, int] | None = None
     window_ends = time.perf_counter() + CALIBRATION_WINDOW_S
     for attempt in range(CALIBRATION_MAX_REPEATS + 1):
         if attempt > repeats and time.perf_counter() > window_ends:
             break
         with conn.transaction(force_rollback=True):
             started, cpu_started = time.perf_counter(), cpu() if cpu else 0.0
-            conn.execute(query)
+            migration_estimate.copy_sample(conn, rows)
             wall, cpu_s = time.perf_counter() - started, (cpu() - cpu_started) if cpu else 0.0
             if attempt:
                 # The CPU time, unless it is not plausible (a copy waiting on I/O takes more wall time, never less).
                 timings.append(cpu_s if cpu and 0 < cpu_s <= wall * 1.05 else wall)
-            row = conn.execute(
-                "SELECT count(*), pg_relation_size('pg_temp.m008_calibration') FROM pg_temp.m008_calibration"
-            ).fetchone()
-    assert row is not None
-    return Calibration(int(row[0]), int(row[1]), min(timings), "cpu" if cpu else "wall")
+            sample = migration_estimate.sample_size(conn)
+    assert sample is not None
+    return Calibration(sample[0], sample[1], min(timings), "cpu" if cpu else "wall")
 
 
 def from_calibration(table_bytes: dict[str, int], db_bytes: int, calibration: Calibration) -> Estimate:

@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 
+from mandate.db import catalog, migration_backup, migration_preflight
 from mandate.migrate import estimate as estimating
 from mandate.migrate import runner
 from mandate.migrate.baseline import TABLES
@@ -30,57 +31,6 @@ from mandate.migrate.baseline import TABLES
 MIN_SERVER = 120000
 BACKUP_HEADROOM = 1.5
 REWRITTEN = tuple(t for t in TABLES if t != "organizations")  # the tables 008 rebuilds
-
-_TABLE_SIZES = """
-SELECT c.relname, pg_relation_size(c.oid), pg_indexes_size(c.oid), pg_total_relation_size(c.oid)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p')
-ORDER BY c.relname
-"""
-
-_SESSIONS = """
-SELECT pid, coalesce(usename, ''), coalesce(nullif(application_name, ''), '(no application name)'),
-       coalesce(client_addr::text, 'local'), coalesce(state, ''),
-       extract(epoch FROM now() - xact_start), extract(epoch FROM now() - backend_start), coalesce(wait_event, '')
-FROM pg_stat_activity
-WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()
-  AND NOT (pid = ANY(%s))
-ORDER BY backend_start
-"""
-
-_DEPENDENT_VIEWS = """
-SELECT DISTINCT format('%%s %%I.%%I', CASE v.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END,
-                       vn.nspname, v.relname)
-FROM pg_depend d
-JOIN pg_rewrite r ON r.oid = d.objid
-JOIN pg_class v ON v.oid = r.ev_class
-JOIN pg_namespace vn ON vn.oid = v.relnamespace
-JOIN pg_class t ON t.oid = d.refobjid
-JOIN pg_namespace tn ON tn.oid = t.relnamespace
-WHERE d.classid = 'pg_rewrite'::regclass AND tn.nspname = 'mandate' AND t.relname = ANY(%s) AND v.oid <> t.oid
-"""
-
-_FOREIGN_REFERENCES = """
-SELECT format('foreign key %%I on %%I.%%I', con.conname, n.nspname, c.relname)
-FROM pg_constraint con
-JOIN pg_class c ON c.oid = con.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_class r ON r.oid = con.confrelid JOIN pg_namespace rn ON rn.oid = r.relnamespace
-WHERE con.contype = 'f' AND rn.nspname = 'mandate' AND r.relname = ANY(%s)
-  AND NOT (n.nspname = 'mandate' AND c.relname = ANY(%s))
-"""
-
-_DOMAIN_ID_FUNCTIONS = """
-SELECT format('function %%I.%%I()', n.nspname, p.proname)
-FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND p.prosrc ~* '\\mdomain_id\\M'
-ORDER BY 1
-"""
-
-_DB_STATS = """
-SELECT numbackends, xact_commit, xact_rollback, blks_read, blks_hit, deadlocks, temp_bytes, conflicts,
-       stats_reset
-FROM pg_stat_database WHERE datname = current_database()
-"""
 
 
 @dataclass(frozen=True)
@@ -192,7 +142,7 @@ def other_sessions(conn: psycopg.Connection[Any], exclude: Collection[int] = ())
     """Client sessions on this database other than ours (and `exclude`)."""
     return [
         Session(r[0], r[1], r[2], r[3], r[4], float(r[5]) if r[5] is not None else None, float(r[6] or 0), r[7])
-        for r in conn.execute(_SESSIONS, (list(exclude),))
+        for r in migration_preflight.other_sessions(conn, exclude)
     ]
 
 
@@ -224,13 +174,8 @@ def _search_path(p: Preflight, conn: psycopg.Connection[Any]) -> None:
     """The database-level search_path the checklist's plain psql commands rely on. CREATE DATABASE … TEMPLATE (the
     usual staging copy) does not carry it; 008 sets it again, but the operator should know (and a copy made after
     the migration needs it set by hand)."""
-    row = conn.execute(
-        "SELECT (SELECT string_agg(c, ', ') FROM pg_db_role_setting s, unnest(s.setconfig) c "
-        "        WHERE s.setdatabase = d.oid AND s.setrole = 0 AND c LIKE 'search_path=%%') "
-        "FROM pg_database d WHERE d.datname = current_database()"
-    ).fetchone()
-    setting = row[0] if row else None
-    command = f"ALTER DATABASE {_quote(p.database)} SET search_path = mandate, public"
+    setting = migration_preflight.database_search_path(conn)
+    command = migration_backup.set_search_path_statement(p.database)
     if setting and "mandate" in setting:
         p.add("search_path", "database-level search_path", "PASS", setting)
         return
@@ -240,7 +185,8 @@ def _search_path(p: Preflight, conn: psycopg.Connection[Any]) -> None:
         "WARN",
         setting or "not set",
         "the database has no default search_path including mandate (a CREATE DATABASE … TEMPLATE copy does not "
-        'carry it), so the checklist\'s plain `psql -d … -c "INSERT INTO domains …"` commands would not find the '
+        f'carry it), so the checklist\'s plain `psql -d … -c "{migration_preflight.UNQUALIFIED_EXAMPLE}"` commands '
+        "would not find the "
         f"tables; migration 008 sets it; on a copy made after the migration set it with `{command}`",
     )
 
@@ -259,13 +205,8 @@ def run(
     started = time.perf_counter()
     p = Preflight()
     t0 = time.perf_counter()
-    row = conn.execute(
-        "SELECT current_database(), current_setting('server_version'), current_setting('server_version_num')::int, "
-        "pg_database_size(current_database()), (SELECT system_identifier::text FROM pg_control_system()), "
-        "inet_server_addr()::text, current_user"
-    ).fetchone()
-    assert row is not None
-    p.database, p.server_version, p.server_version_num, p.db_bytes, p.system_identifier, server_addr, user = row
+    identity = migration_preflight.identity(conn)
+    p.database, p.server_version, p.server_version_num, p.db_bytes, p.system_identifier, server_addr, user = identity
     p.add(
         "connectivity",
         "database connectivity",
@@ -283,12 +224,10 @@ def run(
         else "Mandate needs PostgreSQL 12 or newer: upgrade the server first",
     )
 
-    for name, heap, indexes, total in conn.execute(_TABLE_SIZES):
+    for name, heap, indexes, total in catalog.table_sizes(conn):
         p.tables[name] = {"rows": 0, "heap": int(heap), "indexes": int(indexes), "total": int(total)}
     for name in p.tables:
-        counted = conn.execute(f"SELECT count(*) FROM mandate.{_quote(name)}").fetchone()  # noqa: S608 - catalog name
-        assert counted is not None
-        p.tables[name]["rows"] = int(counted[0])
+        p.tables[name]["rows"] = catalog.row_count(conn, name)
     rows = ", ".join(f"{t} {p.tables[t]['rows']}" for t in TABLES if t in p.tables)
     p.add("db_size", "database size and row counts", "INFO", f"{size(p.db_bytes)}; rows: {rows}")
 
@@ -336,7 +275,7 @@ def run(
     _dependents(p, conn)
     _search_path(p, conn)
 
-    stats = conn.execute(_DB_STATS).fetchone()
+    stats = migration_preflight.database_stats(conn)
     if stats is not None:
         keys = ("numbackends", "xact_commit", "xact_rollback", "blks_read", "blks_hit", "deadlocks", "temp_bytes")
         p.db_stats = {k: int(v) for k, v in zip(keys, stats[:7], strict=True)}
@@ -363,10 +302,6 @@ def run(
     )
     p.duration_s = time.perf_counter() - started
     return p
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _space(p: Preflight, conn: psycopg.Connection[Any], backup_dir: Path | None, needs_backup: bool) -> None:
@@ -417,23 +352,16 @@ def _space(p: Preflight, conn: psycopg.Connection[Any], backup_dir: Path | None,
 
 def _data_directory(conn: psycopg.Connection[Any]) -> Path | None:
     """The server's data directory when it is on this machine and readable by us, else None."""
-    try:
-        with conn.transaction():
-            row = conn.execute("SELECT current_setting('data_directory')").fetchone()
-    except psycopg.Error:
+    setting = migration_preflight.data_directory(conn)
+    if setting is None:
         return None
-    if row is None:
-        return None
-    path = Path(row[0])
+    path = Path(setting)
     local = conn.info.host.startswith("/") or conn.info.host in ("localhost", "127.0.0.1", "::1")
     return path if local and path.is_dir() and os.access(path, os.R_OK) else None
 
 
 def _dependents(p: Preflight, conn: psycopg.Connection[Any]) -> None:
-    rebuilt = list(REWRITTEN)
-    views = [r[0] for r in conn.execute(_DEPENDENT_VIEWS, (rebuilt,))]
-    fks = [r[0] for r in conn.execute(_FOREIGN_REFERENCES, (rebuilt, list(TABLES)))]
-    blocking = views + fks
+    blocking = catalog.dependents(conn, REWRITTEN, TABLES)
     p.add(
         "dependents",
         "objects outside Mandate on the tables 008 replaces",
@@ -444,7 +372,7 @@ def _dependents(p: Preflight, conn: psycopg.Connection[Any]) -> None:
         if blocking
         else None,
     )
-    functions = [r[0] for r in conn.execute(_DOMAIN_ID_FUNCTIONS)]
+    functions = catalog.functions_mentioning_domain_id(conn)
     p.add(
         "domain_id_code",
         "database code that mentions domain_id",

@@ -23,26 +23,9 @@ from typing import Any
 import psycopg
 import yaml
 
+from mandate.db import migration_remedies as q
 from mandate.errors import ConfigError
 from mandate.vocabulary import is_scope_id, is_slug
-
-TABLES_DDL = """
-CREATE TABLE IF NOT EXISTS mandate.migration_008_domain_slugs (
-    organization_id uuid, name text NOT NULL, slug text NOT NULL);
-CREATE TABLE IF NOT EXISTS mandate.migration_008_scope_ids (
-    legacy_scope_uuid uuid PRIMARY KEY, scope_id text NOT NULL);
-CREATE TABLE IF NOT EXISTS mandate.migration_008_unattributed (
-    organization_id uuid NOT NULL, domain text NOT NULL);
-"""
-
-_READ_BACK = """
-SELECT jsonb_build_object(
-    'domain_slugs', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.name, m.organization_id), '[]')
-                     FROM mandate.migration_008_domain_slugs m),
-    'scope_ids', (SELECT coalesce(jsonb_agg(to_jsonb(m) ORDER BY m.legacy_scope_uuid), '[]')
-                  FROM mandate.migration_008_scope_ids m),
-    'unattributed_to', (SELECT to_jsonb(m) FROM mandate.migration_008_unattributed m LIMIT 1))
-"""
 
 
 @dataclass(frozen=True)
@@ -133,12 +116,9 @@ class Remedies:
         wanted = [("--unattributed-to", self.unattributed_to.organization_id)] if self.unattributed_to else []
         wanted += [("--domain-slug", s.organization_id) for s in self.domain_slugs if s.organization_id is not None]
         for option, org in wanted:
-            if conn.execute("SELECT 1 FROM mandate.organizations WHERE organization_id = %s", (org,)).fetchone():
+            if q.organization_exists(conn, org):
                 continue
-            known = [
-                f"{r[0]} ({r[1]})"
-                for r in conn.execute("SELECT organization_id, name FROM mandate.organizations ORDER BY name LIMIT 10")
-            ]
+            known = [f"{org_id} ({name})" for org_id, name in q.some_organizations(conn)]
             raise ConfigError(
                 f"{option}: organization {org} does not exist in this database; "
                 f"known organizations: {', '.join(known) or 'none'}"
@@ -148,32 +128,14 @@ class Remedies:
         """Create 008's remedy tables if needed and add these remedies, in the caller's transaction.
 
         Returns what the tables hold afterwards (rows an operator inserted by hand included): what 008 will use."""
-        conn.execute(TABLES_DDL)
-        with conn.cursor() as cur:
-            if self.domain_slugs:
-                cur.executemany(
-                    "INSERT INTO mandate.migration_008_domain_slugs (organization_id, name, slug) VALUES (%s, %s, %s)",
-                    [(s.organization_id, s.name, s.slug) for s in self.domain_slugs],
-                )
-            if self.scope_ids:
-                cur.execute(
-                    "DELETE FROM mandate.migration_008_scope_ids WHERE legacy_scope_uuid = ANY(%s)",
-                    ([s.legacy_scope_uuid for s in self.scope_ids],),
-                )
-                cur.executemany(
-                    "INSERT INTO mandate.migration_008_scope_ids (legacy_scope_uuid, scope_id) VALUES (%s, %s)",
-                    [(s.legacy_scope_uuid, s.scope_id) for s in self.scope_ids],
-                )
-            if self.unattributed_to is not None:
-                cur.execute("DELETE FROM mandate.migration_008_unattributed")
-                cur.execute(
-                    "INSERT INTO mandate.migration_008_unattributed (organization_id, domain) VALUES (%s, %s)",
-                    (self.unattributed_to.organization_id, self.unattributed_to.domain),
-                )
-        row = conn.execute(_READ_BACK).fetchone()
-        assert row is not None
-        recorded: dict[str, Any] = row[0]
-        return recorded
+        q.create_tables(conn)
+        if self.domain_slugs:
+            q.add_domain_slugs(conn, [(s.organization_id, s.name, s.slug) for s in self.domain_slugs])
+        if self.scope_ids:
+            q.set_scope_ids(conn, [(s.legacy_scope_uuid, s.scope_id) for s in self.scope_ids])
+        if self.unattributed_to is not None:
+            q.set_unattributed(conn, self.unattributed_to.organization_id, self.unattributed_to.domain)
+        return q.recorded(conn)
 
 
 def parse_domain_slug(raw: str, option: str = "--domain-slug") -> DomainSlug:

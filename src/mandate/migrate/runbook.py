@@ -39,9 +39,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import conninfo, sql
+from psycopg import conninfo
 from rich.console import Console
 
+from mandate.db import migration_backup, migration_log, migration_preflight, migration_runbook
 from mandate.db.connect import connect
 from mandate.errors import BackupError, CheckFailed, ConfigError, MandateError, MigrationError, MigrationFailed
 from mandate.migrate import backup as backups
@@ -54,7 +55,6 @@ from mandate.migrate.remedies import Remedies
 
 VERSION = 8
 APPLICATION = "mandate migrate run 008"
-LOCK_TABLES = ", ".join(f"mandate.{t}" for t in baseline.TABLES)
 LAST_REPORT = "migration-008-last-report"
 RETRY_BACKOFF_S = 2.0
 SETTLE_S = 3.0
@@ -274,10 +274,7 @@ class Runbook:
     def _unfinished_run(self, conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
         """The runbook details of the run that committed 008 when it never wrote its report (it was killed or lost
         its machine after COMMIT, before ANALYZE, the checks after COMMIT, the smoke tests and the report)."""
-        row = conn.execute(
-            "SELECT details FROM mandate.migration_log WHERE migration_version = %s", (VERSION,)
-        ).fetchone()
-        found = ((row[0] if row else None) or {}).get("runbook") or {}
+        found = (migration_log.details(conn, VERSION) or {}).get("runbook") or {}
         report = found.get("report")
         if not report or found.get("dry_run") or Path(report).with_suffix(".json").is_file():
             return None
@@ -295,8 +292,7 @@ class Runbook:
                 f"{APPLICATION}{' (dry run)' if self.opts.dry_run else ''} on {redact(self.url)}; report in {self.markdown}"
             )
             try:
-                if conn.info.server_version >= 140000:
-                    conn.execute("SET client_connection_check_interval = '1s'")
+                migration_runbook.check_client_connection(conn)
                 self._step_preflight(conn, held)
                 self._step_prechecks(conn)
                 self._step_backup()
@@ -375,7 +371,7 @@ class Runbook:
     def _init_data(self) -> None:
         conn = self.conn
         assert conn is not None
-        version = conn.execute("SELECT current_setting('server_version')").fetchone()
+        version = migration_preflight.server_version(conn)
         self.data = {
             "format": reporting.FORMAT,
             "run_id": self.run_id,
@@ -386,7 +382,7 @@ class Runbook:
             "database": {
                 "name": conn.info.dbname,
                 "url": redact(self.url),
-                "server_version": version[0] if version else "?",
+                "server_version": version,
             },
             "options": self.opts.as_json(),
             "remedy_sources": list(self.opts.remedies.sources),
@@ -623,7 +619,7 @@ class Runbook:
             ):
                 state = baseline.capture(scratch)
         finally:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+            migration_backup.drop_database(conn, name)
         self.restore_state = baseline.as_json(state)
         self.data["restore_test"] = {
             "database": name,
@@ -698,17 +694,13 @@ class Runbook:
         try:
             with conn.transaction(force_rollback=opts.dry_run):
                 with progress.step("migration") as step:
-                    conn.execute(
-                        "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-                        (opts.lock_timeout, opts.statement_timeout),
-                    )
+                    migration_runbook.set_timeouts(conn, opts.lock_timeout, opts.statement_timeout)
                     mig["started_at"] = datetime.now(UTC).isoformat(timespec="milliseconds")
                     progress.log(
                         f"BEGIN; locking the eight tables (lock_timeout {opts.lock_timeout}, attempt {attempt})"
                     )
                     try:
-                        with conn.transaction():
-                            conn.execute(f"LOCK TABLE {LOCK_TABLES} IN ACCESS EXCLUSIVE MODE")
+                        migration_runbook.lock_tables(conn)
                     except psycopg.errors.LockNotAvailable:
                         step.status = "retried"
                         raise _LockBusy(self._lock_holders(conn)) from None
@@ -754,10 +746,7 @@ class Runbook:
                         raise
                     mig["applied"] = [f"{a.version:03d}_{a.name}" for a in applied]
                     step.summary = f"applied {', '.join(mig['applied'])}"
-                    row = conn.execute(
-                        "SELECT row_to_json(l) FROM mandate.migration_log l WHERE migration_version = %s", (VERSION,)
-                    ).fetchone()
-                    self.data["migration_log"] = row[0] if row else None
+                    self.data["migration_log"] = migration_log.entry(conn, VERSION)
                 self._verify(conn, after_commit=False)
                 with progress.step("constraint tests") as step:
                     result = constraints.run(conn)
@@ -799,12 +788,7 @@ class Runbook:
     def _lock_holders(self, conn: psycopg.Connection[Any]) -> str:
         """Who holds locks on the eight tables (asked after the rollback; best effort)."""
         try:
-            rows = conn.execute(
-                "SELECT DISTINCT a.pid, coalesce(nullif(a.application_name, ''), '?'), a.state, l.mode "
-                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.granted AND l.relation = ANY(%s::regclass[]) AND a.pid <> pg_backend_pid()",
-                ([f"mandate.{t}" for t in baseline.TABLES],),
-            ).fetchall()
+            rows = migration_runbook.lock_holders(conn)
         except psycopg.Error:
             return "unknown"
         return "; ".join(f"pid {r[0]} ({r[1]}, {r[2]}) {r[3]}" for r in rows) or "released since"
@@ -889,8 +873,7 @@ class Runbook:
             if not result.passed:
                 raise CheckFailed("the constraint tests failed after COMMIT: " + self._constraint_failures(result))
         started = time.perf_counter()
-        for table in baseline.TABLES:
-            conn.execute(f"ANALYZE mandate.{table}")
+        migration_runbook.analyze(conn)
         self.data["analyze"] = {"tables": list(baseline.TABLES), "duration_s": round(time.perf_counter() - started, 3)}
         progress.log(
             f"ANALYZE of the rebuilt tables: {time.perf_counter() - started:.2f} s (fresh tables have no statistics)"
@@ -901,12 +884,8 @@ class Runbook:
         target = smoke.pick_target(conn)
         if target.domain is None or target.organization_id is None:
             return None
-        rows = conn.execute(
-            "EXPLAIN SELECT * FROM mandate.decision_events WHERE organization_id = %s AND domain = %s "
-            'ORDER BY "timestamp" DESC LIMIT 50',
-            (target.organization_id, target.domain),
-        ).fetchall()
-        return " / ".join(r[0].strip() for r in rows)
+        lines = migration_runbook.explain_domain_query(conn, target.organization_id, target.domain)
+        return " / ".join(line.strip() for line in lines)
 
     def _start_services(self) -> None:
         progress = self.progress
@@ -1024,7 +1003,7 @@ class Runbook:
             return [
                 "nothing was committed (the transaction never got its locks); no restore is needed",
                 "end the sessions named above (COMMIT or ROLLBACK in their application, or "
-                "`SELECT pg_terminate_backend(pid)`), or wait for them, or give a longer --lock-timeout",
+                f"`{migration_preflight.TERMINATE_SESSION}`), or wait for them, or give a longer --lock-timeout",
                 rerun,
             ]
         if _connection_lost(exc):

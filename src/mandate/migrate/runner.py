@@ -17,9 +17,12 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 import mandate
+from mandate.db import catalog as pg_catalog
+from mandate.db import migration_lock, migration_log
+from mandate.db.migration_lock import HOLDER_QUERY as HOLDER_QUERY  # its home is db/; read here by web/state.py
+from mandate.db.migration_lock import LOCK_KEYS as LOCK_KEYS  # its home is db/; read here by web/ and tests
 from mandate.errors import (
     MigrationError,
     MigrationFailed,
@@ -30,8 +33,6 @@ from mandate.errors import (
 from mandate.migrate import catalog
 from mandate.migrate.files import MigrationFile, load
 
-#: The two-key advisory lock every runner takes ('MAND', 'MIGR'); the server reads it to answer 503 meanwhile.
-LOCK_KEYS = (0x4D414E44, 0x4D494752)
 LEGACY_BASELINE = 7
 TOOL = f"mandate {mandate.__version__}"
 #: Tables an operator (or `mandate migrate run 008`) creates for migration 008's remedies, which 008 reads and
@@ -46,33 +47,6 @@ OPERATOR_TABLES = frozenset({"migration_008_domain_slugs", "migration_008_scope_
 EARLIER_CHECKSUMS: Mapping[int, frozenset[str]] = {
     9: frozenset({"47d4520f6b6777bca7a858913267b67ecab78484ace771eba3ed02458a257e6f"}),
 }
-
-MIGRATION_LOG_DDL = """
-CREATE SCHEMA IF NOT EXISTS mandate;
-CREATE TABLE IF NOT EXISTS mandate.migration_log (
-    migration_version integer PRIMARY KEY,
-    name text NOT NULL,
-    description text NOT NULL DEFAULT '',
-    checksum text,
-    started_at timestamptz NOT NULL,
-    finished_at timestamptz NOT NULL,
-    duration_ms numeric(12, 3) NOT NULL,
-    applied_by text NOT NULL DEFAULT current_user,
-    tool_version text NOT NULL,
-    baseline boolean NOT NULL DEFAULT false,
-    details jsonb NOT NULL DEFAULT '{}'::jsonb
-);
-"""
-
-#: Who holds the migration lock in this database: pid, application, user, connected since (no row: nobody).
-HOLDER_QUERY = """
-SELECT a.pid, coalesce(nullif(a.application_name, ''), '(no application name)') AS application, a.usename,
-       a.backend_start
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s AND l.objsubid = 2
-  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-LIMIT 1
-"""
 
 Progress = Callable[[str], None]
 
@@ -109,17 +83,9 @@ def legacy_description() -> dict[str, Any]:
     return loaded
 
 
-def _mandate_tables(conn: psycopg.Connection[Any]) -> set[str]:
-    rows = conn.execute(
-        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE n.nspname = 'mandate' AND c.relkind IN ('r', 'p')"
-    ).fetchall()
-    return {r[0] for r in rows}
-
-
 def classify(conn: psycopg.Connection[Any]) -> tuple[str, list[str]]:
     """Return (state, index_warnings) with state empty | managed | legacy; raise UnknownDatabaseShape otherwise."""
-    tables = _mandate_tables(conn)
+    tables = set(pg_catalog.tables(conn))
     if "migration_log" in tables:
         return "managed", []
     if not tables:
@@ -138,10 +104,7 @@ def classify(conn: psycopg.Connection[Any]) -> tuple[str, list[str]]:
 
 
 def applied_migrations(conn: psycopg.Connection[Any]) -> list[AppliedMigration]:
-    rows = conn.execute(
-        "SELECT migration_version, name, checksum, started_at, duration_ms, applied_by, tool_version, baseline "
-        "FROM mandate.migration_log ORDER BY migration_version"
-    ).fetchall()
+    rows = migration_log.applied(conn)
     return [AppliedMigration(r[0], r[1], r[2], r[3], float(r[4]), r[5], r[6], r[7]) for r in rows]
 
 
@@ -173,12 +136,10 @@ class MigrationLock:
         self.wait_s = wait_s
 
     def __enter__(self) -> MigrationLock:
-        conn = self.conn
-        conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{int(self.wait_s * 1000)}ms")))
         try:
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", LOCK_KEYS)
+            migration_lock.acquire(self.conn, self.wait_s)
         except psycopg.errors.LockNotAvailable:
-            holder = conn.execute(HOLDER_QUERY, LOCK_KEYS).fetchone()
+            holder = migration_lock.holder(self.conn)
             who = (
                 f"pid {holder[0]}, application {holder[1]!r}, user {holder[2]}, connected since {holder[3]:%Y-%m-%d %H:%M:%S%z}"
                 if holder
@@ -188,19 +149,17 @@ class MigrationLock:
                 f"another migration runner holds the migration lock ({who}); waited {self.wait_s:g}s. "
                 "Let it finish, or stop that session, then run the command again."
             ) from None
-        finally:
-            conn.execute("RESET lock_timeout")
         return self
 
     def __exit__(self, *exc: object) -> None:
         if not self.conn.closed:
-            self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", LOCK_KEYS)
+            migration_lock.release(self.conn)
 
 
 def lock_holder(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
     """(pid, application) of the session holding the migration lock, if any."""
-    row = conn.execute(HOLDER_QUERY, LOCK_KEYS).fetchone()
-    return (row[0], row[1]) if row else None
+    holder = migration_lock.holder(conn)
+    return (holder[0], holder[1]) if holder else None
 
 
 def require_head(conn: psycopg.Connection[Any]) -> None:
@@ -245,23 +204,19 @@ class Runner:
         if state == "managed":
             return
         with self.conn.transaction():
-            self.conn.execute(MIGRATION_LOG_DDL)
+            migration_log.create(self.conn)
             if state == "legacy":
                 self.progress(f"adopting a legacy Mandate database: recording 001–{LEGACY_BASELINE:03d} as baseline")
                 for f in self.files:
                     if f.version > LEGACY_BASELINE:
                         break
-                    self.conn.execute(
-                        "INSERT INTO mandate.migration_log (migration_version, name, description, checksum, "
-                        "started_at, finished_at, duration_ms, tool_version, baseline, details) "
-                        "VALUES (%s, %s, %s, NULL, now(), now(), 0, %s, true, %s)",
-                        (
-                            f.version,
-                            f.name,
-                            f"baseline: adopted from an existing legacy database — {f.description}",
-                            TOOL,
-                            json.dumps({"index_warnings": index_warnings}),
-                        ),
+                    migration_log.record_baseline(
+                        self.conn,
+                        f.version,
+                        f.name,
+                        f"baseline: adopted from an existing legacy database — {f.description}",
+                        TOOL,
+                        {"index_warnings": index_warnings},
                     )
 
     def apply(self, f: MigrationFile, details: Mapping[str, Any] | None = None) -> AppliedMigration:
@@ -279,25 +234,19 @@ class Runner:
         try:
             with self.conn.transaction():
                 self.session_settings()
-                row = self.conn.execute("SELECT clock_timestamp()").fetchone()
-                assert row is not None
-                started_at: datetime = row[0]
+                started_at = migration_log.clock(self.conn)
                 self.conn.execute(f.executable_sql())
                 duration_ms = (time.perf_counter() - started) * 1000
-                self.conn.execute(
-                    "INSERT INTO mandate.migration_log (migration_version, name, description, checksum, "
-                    "started_at, finished_at, duration_ms, tool_version, details) "
-                    "VALUES (%s, %s, %s, %s, %s, clock_timestamp(), %s, %s, %s)",
-                    (
-                        f.version,
-                        f.name,
-                        f.description,
-                        f.checksum,
-                        started_at,
-                        round(duration_ms, 3),
-                        TOOL,
-                        json.dumps(dict(details or {})),
-                    ),
+                migration_log.record_applied(
+                    self.conn,
+                    version=f.version,
+                    name=f.name,
+                    description=f.description,
+                    checksum=f.checksum,
+                    started_at=started_at,
+                    duration_ms=duration_ms,
+                    tool=TOOL,
+                    details=details or {},
                 )
         except psycopg.Error as exc:
             diag = exc.diag
@@ -321,6 +270,4 @@ class Runner:
 
     def session_settings(self) -> None:
         """Transaction-local settings for a migration: timeouts, and the marker that the runner records it."""
-        for name, value in (("lock_timeout", self.lock_timeout), ("statement_timeout", self.statement_timeout)):
-            self.conn.execute("SELECT set_config(%s, %s, true)", (name, value))
-        self.conn.execute("SELECT set_config('mandate.runner', 'on', true)")
+        migration_log.apply_settings(self.conn, self.lock_timeout, self.statement_timeout)

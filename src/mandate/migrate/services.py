@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 
+from mandate.db.migration_preflight import TERMINATE_SESSION
 from mandate.errors import CheckFailed
 from mandate.migrate import preflight
 
@@ -70,6 +71,6 @@ def wait_for_no_sessions(
             raise CheckFailed(
                 f"{len(sessions)} session(s) still connected {timeout_s:g} s after the stop command: "
                 + "; ".join(s.describe() for s in sessions)
-                + ". Stop them (SELECT pg_terminate_backend(pid) ends one), or pass --allow-connections"
+                + f". Stop them ({TERMINATE_SESSION} ends one), or pass --allow-connections"
             )
         time.sleep(interval_s)

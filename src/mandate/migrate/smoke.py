@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 import psycopg
 
+from mandate.db import catalog, migration_smoke
 from mandate.errors import CheckFailed
 
 TOKEN_VARIABLE = "MANDATE_API_TOKEN"  # the variable the SDK reads too (mandate.client)
@@ -100,16 +101,11 @@ class Target:
 
 def pick_target(conn: psycopg.Connection[Any]) -> Target:
     """A real domain to filter on (finance when it has decisions, else the busiest), with its organization."""
-    row = conn.execute(
-        "SELECT organization_id::text, domain, count(*) FROM mandate.decision_events GROUP BY 1, 2 "
-        "ORDER BY (domain = 'finance') DESC, count(*) DESC, 1, 2 LIMIT 1"
-    ).fetchone()
-    if row is not None:
-        return Target(str(row[0]), str(row[1]), int(row[2]))
-    row = conn.execute(
-        "SELECT organization_id::text, domain FROM mandate.domains ORDER BY (domain = 'finance') DESC, 1, 2 LIMIT 1"
-    ).fetchone()
-    return Target(str(row[0]), str(row[1]), 0) if row else Target(None, None, 0)
+    busiest = migration_smoke.busiest_domain(conn)
+    if busiest is not None:
+        return Target(*busiest)
+    first = migration_smoke.first_domain(conn)
+    return Target(first[0], first[1], 0) if first else Target(None, None, 0)
 
 
 def _get(client: httpx.Client, key: str, path: str) -> tuple[SmokeTest | None, Any, httpx.Response | None]:
@@ -177,7 +173,7 @@ def service_token(database_url: str, target: Target) -> Iterator[str | None]:
     from mandate.tokens import Role, digest, new_secret
 
     with psycopg.connect(database_url, autocommit=True, application_name="mandate migrate smoke") as conn:
-        if conn.execute("SELECT to_regclass('mandate.api_tokens')").fetchone() in (None, (None,)):
+        if not catalog.has_table(conn, "api_tokens"):
             yield None
             return
         secret = new_secret()
