@@ -880,7 +880,7 @@ async def _page_queries(kind: Kind, params: dict[str, str], span: tuple[datetime
 
     from mandate.db import approvals as aq
     from mandate.db import decisions as q
-    from mandate.web import overview, ui
+    from mandate.web import charts, overview, ui
 
     org, domain = UUID(params["organization_id"]), params["domain"]
     rec = _Recording(span)
@@ -906,11 +906,11 @@ async def _page_queries(kind: Kind, params: dict[str, str], span: tuple[datetime
         if "range" in params:
             until = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
             f = replace(f, since=until - overview.PRESETS[params["range"]], until=until)
-        await ui._aggregates(conn, f, ui.UTC_CLOCK, tuple(by for by, _, _ in overview.BREAKDOWNS))
+        await charts._aggregates(conn, f, ui.UTC_CLOCK, tuple(by for by, _, _ in overview.BREAKDOWNS))
         return rec.calls
     cursor = q.Cursor.decode(params["cursor"]) if "cursor" in params else None
     await q.list_decisions(conn, f, limit=ui.DEFAULT_LIMIT, cursor=cursor)
-    await ui._aggregates(conn, f, ui.UTC_CLOCK)
+    await charts._aggregates(conn, f, ui.UTC_CLOCK)
     return rec.calls
 
 

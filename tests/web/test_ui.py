@@ -20,7 +20,7 @@ import httpx
 import psycopg
 import pytest
 
-from mandate.web import ui
+from mandate.web import ui, ui_decision, ui_decisions, ui_exports, ui_governance
 from mandate.web.app import create_app
 from tests.conftest import PgServer
 from tests.e2e.seed import CM, CS, ORG, Seeded, apply_demo_governance, scratch_database, seeded_server
@@ -550,7 +550,8 @@ def test_the_export_links_carry_the_current_filter(live_ui: LiveServer) -> None:
 
 def test_no_ui_route_accepts_anything_but_get() -> None:
     app = create_app("postgresql://unused@127.0.0.1:1/unused")
-    ui_paths = {route.path for route in ui.router.routes}  # type: ignore[attr-defined]  # APIRoute
+    pages = (ui_decisions, ui_decision, ui_exports, ui_governance)
+    ui_paths = {route.path for m in pages for route in m.router.routes}  # type: ignore[attr-defined]  # APIRoute
     assert ui_paths == {
         "/",
         "/decisions/{decision_id}",

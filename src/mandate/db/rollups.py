@@ -206,7 +206,7 @@ LIVE_COLUMNS = sql.SQL(
 )
 
 
-def _live_pieces(f: DecisionFilter, w: Window) -> tuple[sql.Composable, list[Any]]:
+def _live_pieces(f: DecisionFilter, w: Window) -> tuple[sql.Composed, list[Any]]:
     """The stages of the filter (its verdict aside) that the window's rollups do not count: the partial hours at the
     range's edges, and the stages stored since the fold's progress. One query, its pieces disjoint."""
     base = DecisionFilter(**{**f.__dict__, "verdict": None})
@@ -242,7 +242,8 @@ def _live_pieces(f: DecisionFilter, w: Window) -> tuple[sql.Composable, list[Any
 async def live_rows(conn: Conn, f: DecisionFilter, w: Window) -> list[dict[str, Any]]:
     """The stages the rollups of the window do not count, one row each (LIVE_COLUMNS)."""
     query, params = _live_pieces(f, w)
-    return await (await conn.execute(query, params)).fetchall()
+    rows: list[dict[str, Any]] = await (await conn.execute(query, params)).fetchall()
+    return rows
 
 
 async def rollup_chart(

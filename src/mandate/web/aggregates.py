@@ -22,6 +22,7 @@ from psycopg import AsyncConnection
 from mandate.db import decisions as q
 from mandate.db import rollups
 from mandate.vocabulary import Row
+from mandate.web.ui import VERDICTS
 
 Conn = AsyncConnection[Row]
 
@@ -31,7 +32,6 @@ CAP = 2000
 MAX_BUCKETS = 90
 MAX_CHART_SPAN = timedelta(days=366 * 90)
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2629746, "year": 31556952}
-VERDICTS = ("BLOCK", "PAUSE", "ALLOW", "OBSERVE")  # most severe first
 BREAKDOWN_KEYS = {"policy": "matched_policy_ids", "agent": "agent", "scope": "scope", "owning_team": "owning_team"}
 
 

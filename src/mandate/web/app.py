@@ -43,6 +43,10 @@ from mandate.web import (
     tokens,
     ui,
     ui_approvals,
+    ui_decision,
+    ui_decisions,
+    ui_exports,
+    ui_governance,
 )
 from mandate.web.access import authorize
 from mandate.web.auth import Authenticate, Failures, Tokens
@@ -126,7 +130,8 @@ def create_app(
     app.include_router(shadow.router)
     app.include_router(tokens.router)
     app.include_router(approvals.router)
-    app.include_router(ui.router)
+    for pages in (ui_decisions, ui_decision, ui_exports, ui_governance):
+        app.include_router(pages.router)
     app.include_router(ui_approvals.router)
     app.include_router(overview.router)
     app.include_router(catalog.router)

@@ -32,8 +32,8 @@ from mandate.web.ui import (
     not_found,
     page,
     pretty_json,
-    scope_tree,
 )
+from mandate.web.ui_governance import scope_tree
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(check_parameters)])
 RECENT = 20  # decisions shown on a policy or scope page; the list page has the rest

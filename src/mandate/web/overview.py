@@ -20,17 +20,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from mandate.vocabulary import Row
 from mandate.web.api import state
+from mandate.web.charts import _aggregates, bar_url
 from mandate.web.inputs import check_parameters
 from mandate.web.ui import (
     VERDICTS,
     Problems,
-    _aggregates,
     _clock,
     _filter_params,
     _form,
     _param,
     _place,
-    bar_url,
     link,
     local_input,
     page,
