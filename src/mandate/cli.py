@@ -173,8 +173,7 @@ def replay(
     """Re-evaluate a stored decision with its stored spec version, signals and snapshot; exit 1 if it differs."""
     import asyncio
 
-    from mandate.replay import replay_decision, resolve_decision_id
-    from mandate.service import Replay
+    from mandate.replay import Replay, replay_decision, resolve_decision_id
 
     url = database_url(settings())
 

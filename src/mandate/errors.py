@@ -12,8 +12,8 @@ MandateError                   every error this package raises on purpose; the m
 │   ├── CheckFailed            a migration check (pre-flight, gate, verification) failed: names rows and remedy
 │   └── SchemaTooOld           the schema is older than this code needs (names the command to run)
 ├── GovernanceError            a governance bundle or request broke a rule (names file, object, field)
-├── IngestError (service)      a decision or outcome not stored: `kind` attribution | invalid_signals | conflict |
-│                              not_found, with its problems (web/errors.py: 422 | 422 | 409 | 404)
+├── IngestError                a decision or outcome not stored: `kind` attribution | invalid_signals | conflict |
+│                              not_found, with its `Problem`s (web/errors.py: 422 | 422 | 409 | 404)
 ├── BadCursor (db.decisions)   a pagination cursor this server did not produce (400)
 └── ApiError (web.errors)      an HTTP answer a route decided: status, code, message, problems
 
@@ -22,6 +22,9 @@ nothing of Mandate (docs/architecture.md); the governance loader turns them into
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 
 class MandateError(Exception):
@@ -80,3 +83,28 @@ class SchemaTooOld(MigrationError):
 
 class GovernanceError(MandateError):
     """Governance data (a bundle, a spec, a policy) is invalid."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a request: the field (dotted path), a code and a sentence."""
+
+    field: str
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class IngestError(MandateError):
+    """A request that is not stored as a decision. `kind` tells the web layer how to answer."""
+
+    def __init__(
+        self, kind: str, message: str, problems: list[Problem] | None = None, body: dict[str, Any] | None = None
+    ):
+        super().__init__(message)
+        self.kind = kind  # attribution | invalid_signals | conflict | not_found
+        self.message = message
+        self.problems = problems or []
+        self.body = body or {}

@@ -29,7 +29,7 @@ from mandate.db import governance as gq
 from mandate.errors import DatabaseUnavailable, MandateError
 from mandate.governance.in_force import version_in_force
 from mandate.migrate.files import head_version
-from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range
+from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range, replay
 from mandate.service import DecisionRequest, IngestError, IngestResult, Problem
 from mandate.vocabulary import Row, Stage, is_slug
 from mandate.web import doc
@@ -565,7 +565,7 @@ async def replay_decision(request: Request, decision_id: UUID) -> JSONResponse:
     await _decision_rows(request, decision_id)
     s = state(request)
     async with s.pool.connection() as conn:
-        results = await service.replay(conn, s.governance, decision_id)
+        results = await replay(conn, s.governance, decision_id)
     return JSONResponse(
         {
             "decision_id": str(decision_id),
