@@ -22,6 +22,7 @@ from mandate.evaluator import (
     compile_snapshot,
     evaluate,
 )
+from mandate.evaluator.result import PolicyResult, jsonable
 
 from .builders import ORG, PAYER, payment_decision, payment_spec
 
@@ -179,3 +180,42 @@ def test_verdict_is_always_allowed_by_the_spec_or_its_failure_mode(
     if evaluation.errors:
         assert evaluation.verdict is not Verdict.ALLOW
     assert json.loads(dump(evaluation))["verdict"] == evaluation.verdict
+
+
+def _record_json(policy: PolicyResult) -> dict[str, Any]:
+    """A candidate's record (`Evaluation.policies`) as the stored explanation spells it."""
+    return {
+        "policy_id": policy.policy_id,
+        "scope_id": policy.scope_id,
+        "verdict": policy.verdict.value,
+        "matched": policy.matched,
+        "error": policy.error,
+        "conditions": [
+            {
+                "signal": c.signal,
+                "operator": c.operator,
+                "expected": jsonable(c.expected),
+                "actual": jsonable(c.actual),
+                "absent": c.absent,
+                "result": c.result,
+                "error": c.error,
+            }
+            for c in policy.conditions
+        ],
+    }
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(data=st.data(), spec=specs(), context=st.one_of(contexts, junk_contexts))
+def test_the_stored_explanation_says_what_the_per_candidate_records_say(
+    data: st.DataObject, spec: Spec, context: dict[str, Any]
+) -> None:
+    """`to_dict()` builds the candidates' JSON directly (the hot path); `policies` builds records (the summary, the
+    UI): the two agree on every field, and two explanations never share a list."""
+    evaluation = judge(payment_decision(context), spec, load(spec, data.draw(policies(spec))))
+    stored = evaluation.to_dict()
+    assert stored["policies"] == [_record_json(p) for p in evaluation.policies]
+    again = evaluation.to_dict()["policies"]
+    for first, second in zip(stored["policies"], again, strict=True):  # type: ignore[call-overload]
+        for a, b in zip(first["conditions"], second["conditions"], strict=True):
+            assert a["expected"] is not b["expected"] or not isinstance(a["expected"], list)

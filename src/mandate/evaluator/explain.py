@@ -20,7 +20,7 @@ from functools import cached_property
 
 from mandate.evaluator.model import Decision, Scope, Spec
 from mandate.evaluator.operators import Operator
-from mandate.evaluator.result import ConditionResult, EvaluationError, Gap, PolicyResult, Reason, Trace
+from mandate.evaluator.result import ConditionResult, EvaluationError, Gap, PolicyResult, Reason, Trace, jsonable
 from mandate.evaluator.scopes import ScopeResolution
 from mandate.evaluator.snapshot import CompiledSnapshot
 from mandate.evaluator.verdicts import Verdict
@@ -133,6 +133,21 @@ class Evaluation:
         values, invalid = self.trace.values, self.trace.invalid
         return tuple(candidate.explain(values, invalid) for candidate in self.trace.candidates)
 
+    def _explained(self, policy_id: str) -> PolicyResult:
+        """One candidate's explanation (the summary needs the winner's only)."""
+        if "policies" in self.__dict__:  # already built
+            return next(policy for policy in self.policies if policy.policy_id == policy_id)
+        assert self.trace is not None  # a winning policy was evaluated
+        candidate = next(c for c in self.trace.candidates if c.policy_id == policy_id)
+        return candidate.explain(self.trace.values, self.trace.invalid)
+
+    def _policies_json(self) -> list[dict[str, object]]:
+        """`policies` as JSON data, built straight from the trace (what the stored explanation holds)."""
+        if self.trace is None:
+            return []
+        values, invalid = self.trace.values, self.trace.invalid
+        return [candidate.explain_json(values, invalid) for candidate in self.trace.candidates]
+
     @cached_property
     def summary(self) -> str:
         """The one-line human sentence: the verdict, what decided it, under whose authority, and why."""
@@ -140,7 +155,7 @@ class Evaluation:
             return f"{self.verdict} by governance gap: {self.gap.message}"
         spec = f"{self.spec_id}@{self.spec_version}"
         if self.winning_policy_id is not None:
-            winner = next(policy for policy in self.policies if policy.policy_id == self.winning_policy_id)
+            winner = self._explained(self.winning_policy_id)
             ties = f", tied with {', '.join(self.tied_policy_ids)}" if self.tied_policy_ids else ""
             owner = self.authority or self.scope
             authority = f"scope {winner.scope_id}, owner {(owner and owner.owning_team) or 'unassigned'}"
@@ -152,7 +167,7 @@ class Evaluation:
                 sentence += f"; {len(self.errors)} evaluation error{plural}, failure mode {self.failure_mode}"
             return sentence
         if self.reason is Reason.DEFAULT:
-            count = len(self.policies)
+            count = 0 if self.trace is None else len(self.trace.candidates)
             none = "" if self.snapshot is not None else "; the domain has no policy snapshot yet"
             return f"{self.verdict} by default of spec {spec}: no policy matched ({count} candidate{_s(count)}{none})"
         more = f" (+{len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
@@ -191,7 +206,7 @@ class Evaluation:
             "winning_policy_id": self.winning_policy_id,
             "tied_policy_ids": list(self.tied_policy_ids),
             "matched_policy_ids": list(self.matched_policy_ids),
-            "policies": [_policy_dict(policy) for policy in self.policies],
+            "policies": self._policies_json(),
             "pause": (
                 None
                 if self.verdict is not Verdict.PAUSE
@@ -232,38 +247,3 @@ def render(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(render(item) for item in value) + "]"
     return str(value)
-
-
-def _policy_dict(policy: PolicyResult) -> dict[str, object]:
-    return {
-        "policy_id": policy.policy_id,
-        "scope_id": policy.scope_id,
-        "verdict": policy.verdict.value,
-        "matched": policy.matched,
-        "error": policy.error,
-        "conditions": [
-            {
-                "signal": c.signal,
-                "operator": c.operator,
-                "expected": jsonable(c.expected),
-                "actual": jsonable(c.actual),
-                "absent": c.absent,
-                "result": c.result,
-                "error": c.error,
-            }
-            for c in policy.conditions
-        ],
-    }
-
-
-def jsonable(value: object) -> object:
-    """`value` as plain JSON data: datetimes as ISO 8601 strings, tuples as lists.
-
-    Explanations only hold acceptable signal values and checked expected values (ints, finite floats, strings,
-    booleans; Decimals were read as floats), tuples of them, and datetimes.
-    """
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [jsonable(item) for item in value]
-    return value  # None, bool, int, float and str are JSON already

@@ -1,6 +1,7 @@
 """The records an evaluation is made of: why (Reason), per-condition and per-policy results, errors, gaps."""
 
 from collections.abc import Mapping
+from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple, Protocol
 
@@ -63,10 +64,28 @@ class Gap(NamedTuple):
     message: str
 
 
+def jsonable(value: object) -> object:
+    """`value` as plain JSON data: datetimes as ISO 8601 strings, tuples as lists.
+
+    Explanations only hold acceptable signal values and checked expected values (ints, finite floats, strings,
+    booleans; Decimals were read as floats), tuples of them, and datetimes.
+    """
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [jsonable(item) for item in value]
+    return value  # None, bool, int, float and str are JSON already
+
+
 class Explainable(Protocol):
     """A candidate policy that can explain itself against a decision's signal values."""
 
+    @property
+    def policy_id(self) -> str: ...
+
     def explain(self, values: Mapping[str, object], invalid: frozenset[str]) -> PolicyResult: ...
+
+    def explain_json(self, values: Mapping[str, object], invalid: frozenset[str]) -> dict[str, object]: ...
 
 
 class Trace(NamedTuple):

@@ -21,7 +21,7 @@ from operator import attrgetter
 from mandate.evaluator.errors import LoadProblem, SnapshotError
 from mandate.evaluator.model import Policy, Scope, SignalType, Spec
 from mandate.evaluator.operators import Operator, Reader, compile_condition, condition_problems
-from mandate.evaluator.result import ConditionResult, PolicyResult
+from mandate.evaluator.result import ConditionResult, PolicyResult, jsonable
 from mandate.evaluator.signals import as_number
 from mandate.evaluator.verdicts import Verdict
 
@@ -34,6 +34,10 @@ class CompiledCondition:
     operator: Operator
     expected: object  # as written, with lists as tuples and Decimals as floats
     holds: Reader
+    expected_json: object = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expected_json", jsonable(self.expected))  # frozen: set once
 
     def check(self, values: Mapping[str, object], invalid: frozenset[str]) -> ConditionResult:
         """Explain the condition against the acceptable signal `values`; `invalid` names unacceptable ones."""
@@ -43,6 +47,10 @@ class CompiledCondition:
             return ConditionResult(signal, self.operator, self.expected, None, False, False, error)
         actual = values.get(signal)  # acceptable values are never None
         return ConditionResult(signal, self.operator, self.expected, actual, actual is None, self.holds(values))
+
+
+_PLAIN = frozenset({str, int, float, bool})
+"""Signal values that are JSON data as they are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +63,11 @@ class CompiledPolicy:
     verdict: Verdict
     conditions: tuple[CompiledCondition, ...]
     holds: Reader = field(init=False, repr=False, compare=False)
+    verdict_value: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "holds", _all_hold([c.holds for c in self.conditions]))  # frozen: set once
+        object.__setattr__(self, "verdict_value", self.verdict.value)
 
     def explain(self, values: Mapping[str, object], invalid: frozenset[str]) -> PolicyResult:
         """Every condition's expected and actual value and result; matched when all hold and none failed."""
@@ -65,6 +75,40 @@ class CompiledPolicy:
         error = next((check.error for check in checks if check.error is not None), None)
         matched = error is None and all(check.result for check in checks)
         return PolicyResult(self.policy_id, self.scope_id, self.verdict, matched, checks, error)
+
+    def explain_json(self, values: Mapping[str, object], invalid: frozenset[str]) -> dict[str, object]:
+        """`explain` as the stored explanation holds it (JSON data), built directly: the same values, no records."""
+        checks: list[dict[str, object]] = []
+        error: str | None = None
+        matched = True
+        for condition in self.conditions:
+            signal, expected = condition.signal, condition.expected_json
+            if type(expected) is list:  # each explanation its own list
+                expected = expected.copy()
+            if signal in invalid:
+                failed = f"signal {signal} has an unacceptable value"
+                error = error or failed
+                checks.append(
+                    {"signal": signal, "operator": condition.operator, "expected": expected, "actual": None,
+                     "absent": False, "result": False, "error": failed}
+                )  # fmt: skip
+                continue
+            actual = values.get(signal)  # acceptable values are never None
+            result = condition.holds(values)
+            matched = matched and bool(result)
+            checks.append(
+                {"signal": signal, "operator": condition.operator, "expected": expected,
+                 "actual": actual if actual is None or type(actual) in _PLAIN else jsonable(actual),
+                 "absent": actual is None, "result": result, "error": None}
+            )  # fmt: skip
+        return {
+            "policy_id": self.policy_id,
+            "scope_id": self.scope_id,
+            "verdict": self.verdict_value,
+            "matched": error is None and matched,
+            "error": error,
+            "conditions": checks,
+        }
 
 
 def _all_hold(readers: list[Reader]) -> Reader:
