@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -225,3 +226,20 @@ def test_the_ui_finds_a_target_by_its_start_in_any_case(api: LiveServer, typed: 
     assert {key for key, _ in found} == writes
     middle = listed(dom(api.client.get("/", params={"domain": CM, "target": "config/production"})))
     assert middle == []  # the start of the value, not any part of it
+
+
+def test_the_server_folds_what_it_stores_by_itself(api: LiveServer) -> None:
+    _store(api, _decisions(random.Random(11), 25))
+    deadline = time.monotonic() + 30  # the server folds every 5 s
+    with psycopg.connect(api.database_url, autocommit=True) as conn:
+        while True:
+            total = scalar(conn, "SELECT count(*) FROM mandate.decision_events")
+            folded = scalar(
+                conn,
+                """SELECT coalesce(sum(decisions), 0) FROM mandate.decision_rollups
+                   WHERE dimension = 'all' AND grain = 'day'""",
+            )
+            if folded == total or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert folded == total == 25
