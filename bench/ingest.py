@@ -427,7 +427,15 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
             check=False,
         )
         pip_ok = pip.returncode == 0
-    chosen = [v for v in names if pip_ok or v != "uvloop+httptools"]
+    granian_dir = work / "granian"
+    granian = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(granian_dir), "granian"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    chosen = [v for v in names if (pip_ok or v != "uvloop+httptools") and (granian.returncode == 0 or v != "granian")]
+    paths = {"uvloop+httptools": str(extra), "granian": str(granian_dir)}
     seconds = 1.0 if quick else 8.0
     rounds = 1 if quick else 4
     database, url = prepare_database(server)
@@ -437,7 +445,7 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
     try:
         for _ in range(rounds):
             for variant in chosen:
-                with serve(url, work, variant=variant, pythonpath=str(extra) if "uvloop" in variant else "") as served:
+                with serve(url, work, variant=variant, pythonpath=paths.get(variant, "")) as served:
                     wrk(served, 8, 1 if quick else 3, _tag(), bodies_file)
                     for c in (1, 32):
                         tag = _tag()
@@ -476,6 +484,7 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
         "seconds": seconds,
         "rounds": rounds,
         "pip": pip_ok,
+        "granian_installed": granian.returncode == 0,
         "shipped_middleware": shipped,
         "swap_middleware": f"{shipped} → {swapped}",
         "shipped_loop": "uvloop + httptools" if has_fast_loop() else "asyncio + h11",

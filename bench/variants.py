@@ -14,6 +14,8 @@ measured gain before anyone edits src/ (or, once made, its gain is still shown s
 - `no-group-commit`: every decision written in its own transaction (`create_app(..., group_commit=False)`) instead
   of the decisions waiting at the same moment sharing one (mandate.group_commit).
 - `1-worker`: one server process instead of one per core (`mandate serve --workers 1`, the command's default).
+- `granian`: the same app served by granian (a Rust HTTP server, ASGI interface, installed for the run into a
+  separate directory) instead of uvicorn, with as many worker processes.
 
 Every variant but `1-worker` runs in as many uvicorn worker processes as the benchmarks' shipped server
 (`MANDATE_BENCH_WORKERS`, one per core), each building its app with `factory()`.
@@ -34,6 +36,7 @@ VARIANTS = (
     "stdlib-json",
     "no-group-commit",
     "1-worker",
+    "granian",
 )
 
 
@@ -182,6 +185,9 @@ def main() -> None:
         loop, http = "asyncio", "h11"
     workers = 1 if variant == "1-worker" else int(os.environ.get("MANDATE_BENCH_WORKERS", "1"))
     os.environ["MANDATE_BENCH_VARIANT"] = variant
+    if variant == "granian":
+        serve_with_granian(host, port, workers)
+        return
     uvicorn.run(
         "bench.variants:factory" if workers > 1 else build(variant, url),
         factory=workers > 1,
@@ -194,6 +200,25 @@ def main() -> None:
         loop=loop,  # type: ignore[arg-type]  # one of uvicorn's literal names
         http=http,  # type: ignore[arg-type]  # one of uvicorn's literal names
     )
+
+
+def serve_with_granian(host: str, port: int, workers: int) -> None:
+    """`factory()` under granian's ASGI interface (its own process manager: `workers` processes)."""
+    from granian import Granian  # type: ignore[import-not-found]  # installed for the run only
+    from granian.constants import Interfaces  # type: ignore[import-not-found]
+
+    from mandate.web import logs
+
+    Granian(
+        "bench.variants:factory",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+        log_dictconfig=logs.configure("INFO"),
+    ).serve()
 
 
 if __name__ == "__main__":
