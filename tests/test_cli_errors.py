@@ -229,3 +229,23 @@ def test_replay_names_the_candidates_of_an_ambiguous_prefix(decided: str) -> Non
 def test_replay_says_when_no_decision_has_the_id(decided: str, typed: str, expected: str) -> None:
     message = assert_human_error(run_cli("replay", typed, env={"DATABASE_URL": decided}), lines=1)
     assert expected in message
+
+
+EXIT_CODE_DEBT = {"migrate_commands.py"}  # issue 15: still raises typer.Exit(1); the set only shrinks
+
+
+def test_only_the_command_line_entry_chooses_exit_codes() -> None:
+    """A command that fails raises a MandateError (`ReportedFailure` when it has printed the failure itself);
+    `cli.main` alone maps errors to exit codes. `typer.Exit()` without a code (stop after `--version`) is fine."""
+    import ast
+
+    src = Path(mandate.__file__).parent
+    choosing = set()
+    for file in sorted(src.rglob("*.py")):
+        rel = file.relative_to(src).as_posix()
+        for node in ast.walk(ast.parse(file.read_text(), rel)):
+            if isinstance(node, ast.Call) and (node.args or node.keywords):
+                name = ast.unparse(node.func)
+                if name in ("typer.Exit", "SystemExit", "sys.exit") and rel != "cli.py":
+                    choosing.add(rel)
+    assert choosing == EXIT_CODE_DEBT

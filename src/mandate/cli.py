@@ -20,7 +20,7 @@ from mandate.console import err, out, settings
 from mandate.db import embedded
 from mandate.db.url import database_url
 from mandate.demo.command import demo
-from mandate.errors import MandateError
+from mandate.errors import MandateError, ReportedFailure
 from mandate.export import export_command
 from mandate.governance_commands import apply
 from mandate.governance_commands import check as governance_check
@@ -189,13 +189,15 @@ def replay(
         out.print(f"{r.decision_id} {r.stage}: stored {r.stored_verdict}, replayed {r.replayed_verdict} — {mark}")
         out.print(Text(f"  {r.replayed_summary}"))
     if not all(r.identical for r in results if r.replayable):
-        raise typer.Exit(1)
+        raise ReportedFailure("a replayed verdict differs from the stored one")
 
 
 def main(argv: list[str] | None = None) -> Any:
     """The console script. Every error ends as one or two sentences on stderr and a non-zero exit code."""
     try:
         return app(args=argv, prog_name="mandate", standalone_mode=True)
+    except ReportedFailure:  # the command has printed what failed
+        raise SystemExit(1) from None
     except MandateError as exc:
         _error(str(exc))
         raise SystemExit(1) from None

@@ -12,6 +12,8 @@ MandateError                   every error this package raises on purpose; the m
 │   ├── CheckFailed            a migration check (pre-flight, gate, verification) failed: names rows and remedy
 │   └── SchemaTooOld           the schema is older than this code needs (names the command to run)
 ├── GovernanceError            a governance bundle or request broke a rule (names file, object, field)
+├── ReportedFailure            a command's finding is a failure it has already printed (a broken gate, governance
+│                              problems, a replay that differs): exit 1, no further message
 ├── IngestError                a decision or outcome not stored: `kind` attribution | invalid_signals | conflict |
 │                              not_found, with its `Problem`s (web/errors.py: 422 | 422 | 409 | 404)
 ├── BadCursor (db.decisions)   a pagination cursor this server did not produce (400)
@@ -83,6 +85,11 @@ class SchemaTooOld(MigrationError):
 
 class GovernanceError(MandateError):
     """Governance data (a bundle, a spec, a policy) is invalid."""
+
+
+class ReportedFailure(MandateError):
+    """A command ran to its end and found a failure, which it has already reported (a gate the candidate breaks,
+    governance problems, a replay that differs): the command line exits 1 and says nothing more."""
 
 
 @dataclass(frozen=True)

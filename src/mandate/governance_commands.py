@@ -14,6 +14,7 @@ from mandate.console import out, settings
 from mandate.db.connect import connect
 from mandate.db.governance import load_governance
 from mandate.db.url import database_url
+from mandate.errors import ReportedFailure
 from mandate.governance import cache
 from mandate.governance.bundle import DEMO_FILE, Bundle, load_bundle, load_demo_bundle
 from mandate.governance.plan import ApplyResult
@@ -71,7 +72,7 @@ def _gate(files: list[Path], gate: Path, since: str) -> None:
             out.print(f"  offending decisions: {', '.join(g.offenders)}")
     if not all(g.passed for g in checked):
         out.print("[red]not published:[/] the candidate breaks a gate (see `mandate shadow` for the full report)")
-        raise typer.Exit(1)
+        raise ReportedFailure("the candidate breaks a gate")
 
 
 def _report(result: ApplyResult, bundle: Bundle) -> None:
@@ -115,7 +116,7 @@ def check() -> None:
         f"[yellow]{len(warnings)} governance problem(s)[/]: the server serves around them; fix them with a new"
         " bundle (`mandate apply`), since stored rows are append-only"
     )
-    raise typer.Exit(1)
+    raise ReportedFailure(f"{len(warnings)} governance problem(s)")
 
 
 async def _load_warnings(url: str) -> list[cache.GovernanceWarning]:

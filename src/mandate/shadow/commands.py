@@ -15,7 +15,7 @@ from mandate.console import err, out, settings
 from mandate.db.connect import connect
 from mandate.db.history import Window, count
 from mandate.db.url import database_url
-from mandate.errors import ConfigError
+from mandate.errors import ConfigError, ReportedFailure
 from mandate.governance.bundle import load_bundle
 from mandate.migrate import runner
 from mandate.shadow import gates as gating
@@ -95,4 +95,4 @@ def shadow_command(
         if not as_json:
             out.print(f"HTML report: {html.resolve()}")
     if checked and not all(g.passed for g in checked):
-        raise typer.Exit(1)
+        raise ReportedFailure("the candidate breaks a gate")
