@@ -359,10 +359,27 @@ async def verdicts_over_time(
     if unit not in TIME_BUCKETS:
         raise ValueError(f"unit must be one of {', '.join(TIME_BUCKETS)}")
     clauses, params = filter_clauses(f, table="d")
+    counts = sql.SQL(
+        """SELECT date_trunc(%s, d."timestamp") AS bucket, v.verdict::text AS verdict, count(*) AS n
+           FROM mandate.decision_events d {verdict} {where} GROUP BY 1, 2"""
+    ).format(verdict=VERDICT_OF_DECISION, where=where(clauses))
+    return await bucket_series(conn, counts, [unit, *params], unit=unit, time_zone=time_zone, start=start, end=end)
+
+
+async def bucket_series(
+    conn: AsyncConnection[dict[str, Any]],
+    counts: sql.Composable,
+    params: list[Any],
+    *,
+    unit: str,
+    time_zone: str,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """Every `unit` bucket from `start` to `end` on `time_zone`'s clock with its end, joined with `counts` (a query
+    of (bucket, verdict, n) taking `params`): `verdicts_over_time`'s rows, whoever counted them."""
     query = sql.SQL(
-        """WITH counts AS (
-            SELECT date_trunc(%s, d."timestamp") AS bucket, v.verdict::text AS verdict, count(*) AS n
-            FROM mandate.decision_events d {verdict} {where} GROUP BY 1, 2)
+        """WITH counts AS ({counts})
         SELECT b.bucket, e.bucket_end, c.verdict, coalesce(c.n, 0) AS n
         FROM generate_series(date_trunc(%s, %s::timestamptz), date_trunc(%s, %s::timestamptz),
                              ('1 ' || %s)::interval) AS b (bucket)
@@ -370,12 +387,13 @@ async def verdicts_over_time(
                                         THEN b.bucket + ('1 ' || %s)::interval END AS bucket_end) e
         LEFT JOIN counts c ON c.bucket = b.bucket
         ORDER BY b.bucket, c.verdict"""
-    ).format(verdict=VERDICT_OF_DECISION, where=where(clauses))
+    ).format(counts=counts)
     async with conn.transaction():
         # The session time zone decides where date_trunc cuts and how '1 day' steps across DST changes.
         await conn.execute("SELECT set_config('TimeZone', %s, true)", [time_zone])
-        cur = await conn.execute(query, [unit, *params, unit, start, unit, end, unit, unit, unit])
-        return await cur.fetchall()
+        cur = await conn.execute(query, [*params, unit, start, unit, end, unit, unit, unit])
+        rows: list[dict[str, Any]] = await cur.fetchall()
+        return rows
 
 
 BREAKDOWNS = {

@@ -16,7 +16,14 @@ from typing import Any
 
 from psycopg import AsyncConnection, sql
 
-from mandate.db.decisions import TIME_BUCKETS, VERDICT_OF_DECISION, DecisionFilter, filter_clauses, where
+from mandate.db.decisions import (
+    TIME_BUCKETS,
+    VERDICT_OF_DECISION,
+    DecisionFilter,
+    bucket_series,
+    filter_clauses,
+    where,
+)
 
 Conn = AsyncConnection[dict[str, Any]]
 
@@ -265,29 +272,18 @@ async def rollup_chart(
     clauses, params = _rollup_clauses(f, dimension, key, verdict=True)
     live, live_params = _live_pieces(f, w)
     verdict = sql.SQL("WHERE l.verdict = %s") if f.verdict is not None else sql.SQL("")
-    query = sql.SQL(
-        """WITH counts AS (
-            SELECT bucket, verdict, sum(n)::bigint AS n FROM (
-                SELECT date_trunc(%s, r.bucket) AS bucket, r.verdict, r.decisions AS n
-                FROM mandate.decision_rollups r
-                WHERE {clauses} AND r.grain = 'hour' AND r.bucket >= coalesce(%s::timestamptz, '-infinity')
-                  AND r.bucket < coalesce(%s::timestamptz, 'infinity')
-                UNION ALL
-                SELECT date_trunc(%s, l."timestamp"), l.verdict, 1 FROM ({live}) l {verdict}) parts
-            WHERE verdict <> 'NONE'
-            GROUP BY 1, 2)
-        SELECT b.bucket, e.bucket_end, c.verdict, coalesce(c.n, 0) AS n
-        FROM generate_series(date_trunc(%s, %s::timestamptz), date_trunc(%s, %s::timestamptz),
-                             ('1 ' || %s)::interval) AS b (bucket)
-        CROSS JOIN LATERAL (SELECT CASE WHEN b.bucket + ('1 ' || %s)::interval < '10000-01-01'::timestamptz
-                                        THEN b.bucket + ('1 ' || %s)::interval END AS bucket_end) e
-        LEFT JOIN counts c ON c.bucket = b.bucket
-        ORDER BY b.bucket, c.verdict"""
+    counts = sql.SQL(
+        """SELECT bucket, verdict, sum(n)::bigint AS n FROM (
+            SELECT date_trunc(%s, r.bucket) AS bucket, r.verdict, r.decisions AS n
+            FROM mandate.decision_rollups r
+            WHERE {clauses} AND r.grain = 'hour' AND r.bucket >= coalesce(%s::timestamptz, '-infinity')
+              AND r.bucket < coalesce(%s::timestamptz, 'infinity')
+            UNION ALL
+            SELECT date_trunc(%s, l."timestamp"), l.verdict, 1 FROM ({live}) l {verdict}) parts
+        WHERE verdict <> 'NONE'
+        GROUP BY 1, 2"""
     ).format(clauses=sql.SQL(" AND ").join(clauses), live=live, verdict=verdict)
     values = [unit, *params, w.start, w.end, unit, *live_params]
     if f.verdict is not None:
         values.append(f.verdict)
-    values += [unit, start, unit, end, unit, unit, unit]
-    async with conn.transaction():
-        await conn.execute("SELECT set_config('TimeZone', %s, true)", [time_zone])
-        return await (await conn.execute(query, values)).fetchall()
+    return await bucket_series(conn, counts, values, unit=unit, time_zone=time_zone, start=start, end=end)
