@@ -12,6 +12,7 @@ Nothing is written unless every rule holds; the rules are the planner's (its doc
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import psycopg
@@ -26,28 +27,12 @@ def apply_bundle(conn: psycopg.Connection[Any], bundle: Bundle, *, dry_run: bool
     """Check `bundle` against the database and write what is new, in one transaction (a savepoint when the caller
     holds one). Raises `BundleError` listing every problem, having written nothing. With `dry_run`, everything
     runs and is rolled back: the result says what would be written."""
-    named = wanted(bundle)
     try:
         with conn.transaction(force_rollback=dry_run):
             governance_queries.lock_applies(conn)
-            rows = governance_queries.stored_rows(
-                conn,
-                organization_ids=named.organization_ids,
-                names=named.names,
-                scope_ids=named.scope_ids,
-                spec_ids=named.spec_ids,
-                snapshot_versions=named.snapshot_versions,
-            )
+            rows = governance_queries.stored_rows(conn, **asdict(wanted(bundle)))
             planned = plan(bundle, stored_from_rows(*rows))
-            governance_queries.insert_governance(
-                conn,
-                organizations=planned.organizations,
-                domains=planned.domains,
-                scopes=planned.scopes,
-                specs=planned.specs,
-                status_events=planned.status_events,
-                snapshots=planned.snapshots,
-            )
+            governance_queries.insert_governance(conn, **planned.rows())
     except psycopg.errors.IntegrityError as exc:  # a rule the checks above missed; the database has the last word
         detail = exc.diag.message_primary or str(exc)
         raise GovernanceError(f"the database refused the bundle (nothing was written): {detail}") from exc

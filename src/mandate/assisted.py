@@ -139,38 +139,9 @@ def run_assisted(
         return ObserveResult(notes=(failure or "assisted extractor returned no sequence; no values taken",))
 
     notes: list[str] = []
-    best: dict[str, tuple[float, SignalValue]] = {}
-    conflicted: set[str] = set()
-    for suggestion in suggestions:
-        if not isinstance(suggestion, Suggestion) or not isinstance(suggestion.signal, str):
-            notes.append("ignored a malformed suggestion")
-            continue
-        name = suggestion.signal
-        if name not in declared:
-            notes.append("ignored a suggestion for an undeclared signal")
-            continue
-        target = eligible.get(name)
-        if target is None:
-            notes.append(f"{name}: {_why_not_eligible(declared[name], provided, already_extracted)}")
-            continue
-        confidence = _valid_confidence(suggestion.confidence)
-        if confidence is None:
-            notes.append(f"{name}: suggestion ignored, confidence is not a number between 0 and 1")
-            continue
-        if confidence < min_confidence:
-            notes.append(f"{name}: suggestion ignored, confidence below {min_confidence:g}")
-            continue
-        value = _valid_value(target, suggestion.value)
-        if value is None:
-            notes.append(f"{name}: suggestion ignored, value is not a valid {target.get('type')}")
-            continue
-        held = best.get(name)
-        if held is None or confidence > held[0]:
-            best[name] = (confidence, value)
-            conflicted.discard(name)
-        elif confidence == held[0] and value != held[1]:
-            conflicted.add(name)
-
+    best, conflicted = _best_suggestions(
+        suggestions, _Checks(declared, eligible, provided, already_extracted, min_confidence), notes
+    )
     values: dict[str, SignalValue] = {}
     provenance: list[Provenance] = []
     for name in eligible:  # declaration order, whatever order the extractor answered in
@@ -191,6 +162,66 @@ def run_assisted(
             )
         )
     return ObserveResult(values=values, provenance=tuple(provenance), notes=tuple(notes))
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """What a suggestion is checked against: the declared signals, those it may fill, and the confidence floor."""
+
+    declared: Mapping[str, Mapping[str, Any]]
+    eligible: Mapping[str, Mapping[str, Any]]
+    provided: Mapping[str, Any]
+    already_extracted: Mapping[str, Any]
+    min_confidence: float
+
+
+def _best_suggestions(
+    suggestions: Sequence[object], checks: _Checks, notes: list[str]
+) -> tuple[dict[str, tuple[float, SignalValue]], set[str]]:
+    """Per signal, the most confident acceptable suggestion, and the signals with two different values at that
+    confidence; why each other suggestion was ignored goes to `notes`."""
+    best: dict[str, tuple[float, SignalValue]] = {}
+    conflicted: set[str] = set()
+    for suggestion in suggestions:
+        accepted = _accepted(suggestion, checks, notes)
+        if accepted is None:
+            continue
+        name, confidence, value = accepted
+        held = best.get(name)
+        if held is None or confidence > held[0]:
+            best[name] = (confidence, value)
+            conflicted.discard(name)
+        elif confidence == held[0] and value != held[1]:
+            conflicted.add(name)
+    return best, conflicted
+
+
+def _accepted(suggestion: object, checks: _Checks, notes: list[str]) -> tuple[str, float, SignalValue] | None:
+    """(signal, confidence, value) of a suggestion that passes every check; else None, with the reason in `notes`."""
+    if not isinstance(suggestion, Suggestion) or not isinstance(suggestion.signal, str):
+        notes.append("ignored a malformed suggestion")
+        return None
+    name = suggestion.signal
+    if name not in checks.declared:
+        notes.append("ignored a suggestion for an undeclared signal")
+        return None
+    target = checks.eligible.get(name)
+    if target is None:
+        why = _why_not_eligible(checks.declared[name], checks.provided, checks.already_extracted)
+        notes.append(f"{name}: {why}")
+        return None
+    confidence = _valid_confidence(suggestion.confidence)
+    if confidence is None:
+        notes.append(f"{name}: suggestion ignored, confidence is not a number between 0 and 1")
+        return None
+    if confidence < checks.min_confidence:
+        notes.append(f"{name}: suggestion ignored, confidence below {checks.min_confidence:g}")
+        return None
+    value = _valid_value(target, suggestion.value)
+    if value is None:
+        notes.append(f"{name}: suggestion ignored, value is not a valid {target.get('type')}")
+        return None
+    return name, confidence, value
 
 
 def _why_not_eligible(

@@ -118,6 +118,17 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # not refused, but worth a look (e.g. scopes that can tie)
 
+    def rows(self) -> dict[str, list[Row]]:
+        """The rows to insert, per table family (`db.governance.insert_governance`'s arguments)."""
+        return {
+            "organizations": self.organizations,
+            "domains": self.domains,
+            "scopes": self.scopes,
+            "specs": self.specs,
+            "status_events": self.status_events,
+            "snapshots": self.snapshots,
+        }
+
 
 # What is stored ---------------------------------------------------------------------------------------------
 

@@ -12,14 +12,16 @@ sent), and a decision or snapshot it may not see is 404 exactly like one that do
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID, uuid4
 
 import psycopg
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import Response
+from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import mandate
@@ -27,7 +29,6 @@ from mandate import service
 from mandate.db import decisions as q
 from mandate.db import governance as gq
 from mandate.errors import DatabaseUnavailable, MandateError
-from mandate.governance.in_force import version_in_force
 from mandate.migrate.files import head_version
 from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range, replay
 from mandate.service import DecisionRequest, IngestError, IngestResult, Problem
@@ -81,7 +82,7 @@ def state(request: Request) -> ServerState:
     return s
 
 
-def _known(request: Request, allowed: frozenset[str]) -> None:
+def known_parameters(request: Request, allowed: frozenset[str]) -> None:
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         raise ApiError(
@@ -92,7 +93,7 @@ def _known(request: Request, allowed: frozenset[str]) -> None:
         )
 
 
-def _organization(request: Request, organization_id: UUID | None) -> UUID:
+def scoped_organization(request: Request, organization_id: UUID | None) -> UUID:
     """The named organization (403 outside the token's), else the token's, else the only one there is."""
     chosen = organization_for(request, organization_id)
     if chosen is not None:
@@ -113,7 +114,7 @@ def _organization(request: Request, organization_id: UUID | None) -> UUID:
     return UUID(sole)
 
 
-def _domain(request: Request, domain: str | None, domain_name: str | None) -> str | None:
+def scoped_domain(request: Request, domain: str | None, domain_name: str | None) -> str | None:
     if domain is not None and domain_name is not None and domain != domain_name:
         raise ApiError(
             422,
@@ -259,7 +260,7 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
     unknown (answered with verdict OBSERVE and recorded in the rejection log) or the body or its signals are
     invalid (nothing stored); 400 when the body is not JSON; 413 above 256 KiB; 415 when it is not sent as JSON;
     503 when the database does not answer in time (send it again: a decision is stored at most once)."""
-    _known(request, frozenset())
+    known_parameters(request, frozenset())
     s = state(request)
     _not_migrating(s)
     try:
@@ -305,7 +306,7 @@ async def post_decision_batch(request: Request, body: BatchBody) -> JSONResponse
     for it alone. Each decision is atomic and idempotent on its own (a re-sent one answers 200 with the stored
     verdict), and a bad one fails alone; the valid ones share the database's transactions (group commit). 413 above
     16 MiB; 422 when `decisions` is missing, empty or longer than 1,000."""
-    _known(request, frozenset())
+    known_parameters(request, frozenset())
     s = state(request)
     _not_migrating(s)
     received_at = datetime.now(UTC)
@@ -365,7 +366,7 @@ OUTCOME_PATH = "/api/decisions/{decision_id}/outcome"
 )
 async def post_outcome(request: Request, decision_id: UUID, body: OutcomeBody) -> JSONResponse:
     """Record what happened after the verdict (an `outcome reported` timeline entry)."""
-    _known(request, frozenset())
+    known_parameters(request, frozenset())
     s = state(request)
     _not_migrating(s)
     await _decision_rows(request, decision_id)  # 404 unless the token may see it
@@ -401,10 +402,10 @@ async def list_filter(
     until: Annotated[Timestamp | None, Query(description="RFC 3339 with an offset")] = None,
 ) -> q.DecisionFilter:
     """The filters shared by the decision and verdict lists (a FastAPI dependency)."""
-    _known(request, LIST_PARAMS)
+    known_parameters(request, LIST_PARAMS)
     f = q.DecisionFilter(
-        organization_id=_organization(request, organization_id),
-        domain=_domain(request, domain, domain_name),
+        organization_id=scoped_organization(request, organization_id),
+        domain=scoped_domain(request, domain, domain_name),
         verdict=verdict,
         intent=intent,
         stage=stage,
@@ -421,25 +422,37 @@ async def list_filter(
 ListFilter = Annotated[q.DecisionFilter, Depends(list_filter)]
 
 
+class PageQuery(Protocol):
+    """A db/decisions.py list: one keyset page of rows under a filter."""
+
+    def __call__(
+        self, conn: AsyncConnection[Row], f: q.DecisionFilter, *, limit: int, cursor: q.Cursor | None
+    ) -> Awaitable[q.Page]: ...
+
+
 @router.get("/api/decisions", tags=["decisions"], **doc.page)
 @router.get("/api/v1/decisions", include_in_schema=False, **doc.page)
 async def list_decisions(
     request: Request, f: ListFilter, limit: Limit = 50, cursor: CursorParam = None
 ) -> JSONResponse:
     """Decisions, newest first, each with its verdict summary. Filters combine with AND."""
-    after = q.Cursor.decode(cursor) if cursor else None
-    async with state(request).pool.connection() as conn:
-        page = await q.list_decisions(conn, f, limit=limit, cursor=after)
-    return JSONResponse({"items": page.items, "next_cursor": page.next_cursor, "limit": limit})
+    return await _page(request, q.list_decisions, f, limit, cursor)
 
 
 @router.get("/api/verdicts", tags=["verdicts"], **doc.page)
 @router.get("/api/v1/verdicts", include_in_schema=False, **doc.page)
 async def list_verdicts(request: Request, f: ListFilter, limit: Limit = 50, cursor: CursorParam = None) -> JSONResponse:
     """Verdicts, newest first, with the decision they answer. Same filters as decisions."""
+    return await _page(request, q.list_verdicts, f, limit, cursor)
+
+
+async def _page(
+    request: Request, query: PageQuery, f: q.DecisionFilter, limit: int, cursor: str | None
+) -> JSONResponse:
+    """One page of `query` under the filter `f`: its items, and the cursor of the next page."""
     after = q.Cursor.decode(cursor) if cursor else None
     async with state(request).pool.connection() as conn:
-        page = await q.list_verdicts(conn, f, limit=limit, cursor=after)
+        page = await query(conn, f, limit=limit, cursor=after)
     return JSONResponse({"items": page.items, "next_cursor": page.next_cursor, "limit": limit})
 
 
@@ -449,11 +462,11 @@ SCOPED = frozenset({"organization_id", "domain", "domain_name"})
 async def _decision_rows(request: Request, decision_id: UUID) -> list[Row]:
     async with state(request).pool.connection() as conn:
         rows = await q.get_decision(conn, decision_id)
-    _in_scope(request, rows, f"decision {decision_id}")
+    in_scope(request, rows, f"decision {decision_id}")
     return rows
 
 
-def _in_scope(request: Request, rows: list[Row], what: str, *, decisions: bool = True) -> None:
+def in_scope(request: Request, rows: list[Row], what: str, *, decisions: bool = True) -> None:
     """404 unless the thing exists and the token may see it (the same answer for both) — and, when the caller
     names an organization or domain, is in it (403 when the token may not use that organization or domain)."""
     org = request.query_params.get("organization_id")
@@ -485,7 +498,7 @@ async def get_decision(
     ],
 ) -> Response:
     """A decision with every stage it went through (each with its verdict summary and context)."""
-    _known(request, SCOPED)
+    known_parameters(request, SCOPED)
     try:
         key = UUID(decision_id)
     except ValueError:
@@ -536,10 +549,10 @@ async def _unique_prefix(request: Request, typed: str) -> UUID:
 @router.get("/api/v1/decisions/{decision_id}/verdict", include_in_schema=False, **doc.verdict_detail)
 async def get_verdict(request: Request, decision_id: UUID) -> JSONResponse:
     """The decision's latest verdict with its full structured explanation; `verdicts` lists every stage's."""
-    _known(request, SCOPED)
+    known_parameters(request, SCOPED)
     async with state(request).pool.connection() as conn:
         rows = await q.get_verdicts(conn, decision_id)
-    _in_scope(request, rows, f"decision {decision_id}")
+    in_scope(request, rows, f"decision {decision_id}")
     governance = state(request).governance
     rows = [{**row, "flips": service.stored_flips(governance, row)} for row in rows]  # what would change each
     return JSONResponse({**rows[-1], "verdicts": rows})
@@ -549,7 +562,7 @@ async def get_verdict(request: Request, decision_id: UUID) -> JSONResponse:
 @router.get("/api/v1/decisions/{decision_id}/timeline", include_in_schema=False, **doc.timeline)
 async def get_timeline(request: Request, decision_id: UUID) -> JSONResponse:
     """The append-only story of a decision, in order: received, evaluated, outcomes, failures."""
-    _known(request, SCOPED)
+    known_parameters(request, SCOPED)
     await _decision_rows(request, decision_id)
     async with state(request).pool.connection() as conn:
         rows = await q.get_timeline(conn, decision_id)
@@ -561,7 +574,7 @@ async def get_timeline(request: Request, decision_id: UUID) -> JSONResponse:
 async def replay_decision(request: Request, decision_id: UUID) -> JSONResponse:
     """Re-evaluate a stored decision with its stored spec version, signals and snapshot; report whether the verdict
     and the explanation are identical."""
-    _known(request, frozenset())
+    known_parameters(request, frozenset())
     await _decision_rows(request, decision_id)
     s = state(request)
     async with s.pool.connection() as conn:
@@ -574,110 +587,3 @@ async def replay_decision(request: Request, decision_id: UUID) -> JSONResponse:
             "stages": [r.to_dict() for r in results],
         }
     )
-
-
-@router.get("/api/organizations", tags=["governance"], **doc.items)
-@router.get("/api/v1/organizations", include_in_schema=False, **doc.items)
-async def list_organizations(request: Request) -> JSONResponse:
-    _known(request, frozenset())
-    p = principal(request)
-    async with state(request).pool.connection() as conn:
-        rows = await gq.list_organizations(conn)
-    return JSONResponse({"items": [r for r in rows if p.sees_organization(r["organization_id"])]})
-
-
-@router.get("/api/domains", tags=["governance"], **doc.items)
-@router.get("/api/v1/domains", include_in_schema=False, **doc.items)
-async def list_domains(request: Request, organization_id: UUID | None = None) -> JSONResponse:
-    """Domains of an organization."""
-    _known(request, frozenset({"organization_id"}))
-    org = _organization(request, organization_id)
-    async with state(request).pool.connection() as conn:
-        rows = await gq.list_domains(conn, org)
-    return JSONResponse({"organization_id": str(org), "items": visible_rows(request, rows)})
-
-
-@router.get("/api/scopes", tags=["governance"], **doc.items)
-@router.get("/api/v1/scopes", include_in_schema=False, **doc.items)
-async def list_scopes(
-    request: Request, organization_id: UUID | None = None, domain: Text = None, domain_name: Text = None
-) -> JSONResponse:
-    """Registered scopes with their owning teams."""
-    _known(request, SCOPED)
-    org = _organization(request, organization_id)
-    async with state(request).pool.connection() as conn:
-        rows = await gq.list_scopes(conn, org, _domain(request, domain, domain_name))
-    return JSONResponse({"items": visible_rows(request, rows)})
-
-
-@router.get("/api/specs", tags=["governance"], **doc.items)
-@router.get("/api/v1/specs", include_in_schema=False, **doc.items)
-async def list_specs(
-    request: Request, organization_id: UUID | None = None, domain: Text = None, domain_name: Text = None
-) -> JSONResponse:
-    """Every spec version with its current status."""
-    _known(request, SCOPED)
-    org = _organization(request, organization_id)
-    async with state(request).pool.connection() as conn:
-        rows = await gq.list_specs(conn, org, _domain(request, domain, domain_name))
-    return JSONResponse({"items": visible_rows(request, rows)})
-
-
-@router.get("/api/specs/{spec_id}", tags=["governance"], **doc.spec_detail)
-@router.get("/api/v1/specs/{spec_id}", include_in_schema=False, **doc.spec_detail)
-async def get_spec(
-    request: Request,
-    spec_id: str,
-    organization_id: UUID | None = None,
-    version: Annotated[str | None, Query(max_length=64)] = None,
-    domain: Text = None,
-    domain_name: Text = None,
-) -> JSONResponse:
-    """A spec: the requested version (default: the active one, else the newest), every version, status history."""
-    _known(request, SCOPED | {"version"})
-    org = _organization(request, organization_id)
-    dom = _domain(request, domain, domain_name)
-    async with state(request).pool.connection() as conn:
-        versions = [v for v in await gq.get_spec_versions(conn, spec_id, org) if dom is None or v["domain"] == dom]
-        history = await gq.spec_status_history(conn, spec_id)
-    versions = visible_rows(request, versions)
-    shown = {(v["spec_id"], v["version"]) for v in versions}
-    history = [h for h in history if (h["spec_id"], h["version"]) in shown]
-    if not versions:
-        raise ApiError(404, "not_found", f"spec {spec_id} does not exist")
-    if version is not None:
-        chosen = next((v for v in versions if v["version"] == version), None)
-        if chosen is None:
-            raise ApiError(
-                404,
-                "not_found",
-                f"spec {spec_id} has no version {version}; it has " + ", ".join(v["version"] for v in versions),
-            )
-    else:
-        chosen = version_in_force(versions, lambda v: v["status"] == "active")
-    return JSONResponse({**chosen, "versions": versions, "status_history": history})
-
-
-@router.get("/api/policy-snapshots", tags=["governance"], **doc.items)
-@router.get("/api/v1/policy-snapshots", include_in_schema=False, **doc.items)
-async def list_snapshots(
-    request: Request, organization_id: UUID | None = None, domain: Text = None, domain_name: Text = None
-) -> JSONResponse:
-    """Policy snapshots, highest version first per domain (the first of a domain is the active one)."""
-    _known(request, SCOPED)
-    org = _organization(request, organization_id)
-    async with state(request).pool.connection() as conn:
-        rows = await gq.list_snapshots(conn, org, _domain(request, domain, domain_name))
-    return JSONResponse({"items": visible_rows(request, rows)})
-
-
-@router.get("/api/policy-snapshots/{snapshot_id}/policies", tags=["governance"], **doc.snapshot)
-@router.get("/api/v1/policy-snapshots/{snapshot_id}/policies", include_in_schema=False, **doc.snapshot)
-async def snapshot_policies(request: Request, snapshot_id: UUID) -> JSONResponse:
-    """The policies of a snapshot, as stored."""
-    _known(request, SCOPED)
-    async with state(request).pool.connection() as conn:
-        row = await gq.get_snapshot(conn, snapshot_id)
-    _in_scope(request, [] if row is None else [row], f"policy snapshot {snapshot_id}", decisions=False)
-    assert row is not None
-    return JSONResponse({**row, "items": row["policies"]})

@@ -1,6 +1,6 @@
 """The application factory: `create_app(database_url)` → the FastAPI app `mandate serve` runs.
 
-Routes: the JSON API (`web/api.py`), the read-only UI (`web/ui.py`, its files under `/static`, its login in
+Routes: the JSON API (`web/api.py`, its governance reads in `web/api_governance.py`), the read-only UI (`web/ui.py`, its files under `/static`, its login in
 `web/login.py`), OpenAPI at `/openapi.json` and its docs page at `/docs`.
 
 Access control wraps every router: `web/auth.py` authenticates each request before routing (on by default;
@@ -32,6 +32,7 @@ from mandate.group_commit import GroupCommit
 from mandate.telemetry import from_environment as telemetry_from_environment
 from mandate.web import (
     api,
+    api_governance,
     apidocs,
     approvals,
     authzen,
@@ -82,24 +83,7 @@ def create_app(
     the OTEL_* environment variables configure it, off when they do not. `webhook_timing`: seconds between webhook
     delivery rounds, and the first retry's back-off (doubled on each retry)."""
     otel = telemetry if telemetry is not None else telemetry_from_environment()
-    pool: AsyncConnectionPool[Any] = ServerPool(
-        database_url,
-        min_size=min(2, pool_size),
-        max_size=pool_size,
-        timeout=POOL_TIMEOUT_S,
-        open=False,
-        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "mandate serve"},
-        configure=_configure,
-    )
-    make_writer = GroupCommit if otel is None else otel.group_commit
-    writer = (
-        make_writer(pool, max_batch=32, max_writers=max(1, pool_size // 4))
-        if group_commit
-        else make_writer(pool, max_batch=1, max_writers=pool_size)
-    )
-    server = ServerState(
-        database_url, pool, writer, webhook_every_s=webhook_timing[0], webhook_backoff_s=webhook_timing[1]
-    )
+    server = _server_state(database_url, pool_size, group_commit, otel, webhook_timing)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -122,10 +106,41 @@ def create_app(
         redoc_url=None,
     )
     app.state.mandate = server
-    app.state.tokens = Tokens(pool)
+    app.state.tokens = Tokens(server.pool)
     app.state.auth_failures = Failures()
     errors.install(app)
+    _include_routes(app)
+    _add_middleware(app, auth, max_body_bytes, max_batch_body_bytes, cors_origins, otel)
+    return app
+
+
+def _server_state(
+    database_url: str, pool_size: int, group_commit: bool, otel: Telemetry | None, webhook_timing: tuple[float, float]
+) -> ServerState:
+    """The server's pool, its decision writer (group commit or one decision a transaction) and its state."""
+    pool: AsyncConnectionPool[Any] = ServerPool(
+        database_url,
+        min_size=min(2, pool_size),
+        max_size=pool_size,
+        timeout=POOL_TIMEOUT_S,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row, "application_name": "mandate serve"},
+        configure=_configure,
+    )
+    make_writer = GroupCommit if otel is None else otel.group_commit
+    writer = (
+        make_writer(pool, max_batch=32, max_writers=max(1, pool_size // 4))
+        if group_commit
+        else make_writer(pool, max_batch=1, max_writers=pool_size)
+    )
+    return ServerState(
+        database_url, pool, writer, webhook_every_s=webhook_timing[0], webhook_backoff_s=webhook_timing[1]
+    )
+
+
+def _include_routes(app: FastAPI) -> None:
     app.include_router(api.router)
+    app.include_router(api_governance.router)
     app.include_router(authzen.router)
     app.include_router(shadow.router)
     app.include_router(tokens.router)
@@ -139,6 +154,17 @@ def create_app(
     apidocs.install(app)  # before /static: its files are under /static/api-docs
     app.mount("/static", StaticFiles(directory=ui.STATIC_DIR), name="static")
 
+
+def _add_middleware(
+    app: FastAPI,
+    auth: bool,
+    max_body_bytes: int,
+    max_batch_body_bytes: int,
+    cors_origins: tuple[str, ...],
+    otel: Telemetry | None,
+) -> None:
+    """The middleware, innermost first: authentication, body limits and the access log, gzip, CORS, security
+    headers, and the trace a request continues."""
     app.add_middleware(Authenticate, enabled=auth)
     app.add_middleware(LimitAndLog, max_body_bytes=max_body_bytes, max_batch_body_bytes=max_batch_body_bytes)
     app.add_middleware(GZipMiddleware, minimum_size=1024)  # pages, exports and the API docs' scripts
@@ -154,7 +180,6 @@ def create_app(
         from mandate.telemetry.instruments import ContinueTrace
 
         app.add_middleware(ContinueTrace)
-    return app
 
 
 async def _configure(conn: Any) -> None:
