@@ -17,8 +17,8 @@ Every declaration keeps where it was written, so each problem names the file, th
 
     team.yaml: snapshots[1].policies[3] (pol-x): conditions[0].signal: 'amout' is not a signal of spec …
 
-This module checks what a bundle says about itself (`bundle_problems`); `mandate.governance.apply` checks it
-against what the database already holds, and writes it.
+This module checks what a bundle says about itself (`bundle_problems`); `governance.plan` checks it
+against what the database already holds, and `mandate.apply` writes it.
 """
 
 from __future__ import annotations
