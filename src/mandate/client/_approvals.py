@@ -63,24 +63,16 @@ class Approvals:
         pending: check `.pending`). Long-polls, so the answer comes as soon as an approver acts. Mandate unreachable
         meanwhile is asked again until the timeout; `MandateUnavailable` only if it never answered."""
         _wire.check_timeout(timeout, "timeout")
-        deadline = _wire.Deadline.after(timeout)
-        seen: Approval | None = None
-        failures = 0
+        waiting = _wire.Waiting(_wire.Deadline.after(timeout), self._client._retry)
         while True:
-            wait = deadline.poll()
             try:
-                seen = self._poll(approval_id, wait)
-                failures = 0
-            except MandateUnavailable:
-                failures += 1
-                if deadline.left() <= 0:
-                    if seen is None:
-                        raise
-                    return seen
-                time.sleep(min(self._client._retry.delay(failures), deadline.left()))
-                continue
-            if not seen.pending or deadline.left() <= 0:
-                return seen
+                if waiting.answered(self._poll(approval_id, waiting.deadline.poll())):
+                    return waiting.result()
+            except MandateUnavailable as exc:
+                pause = waiting.unreachable(exc)
+                if pause is None:
+                    return waiting.result()
+                time.sleep(pause)
 
     def _poll(self, approval_id: UUID | str, wait: float) -> Approval:
         timeout = _wire.long_poll_timeout(self._client._http.timeout, wait)
@@ -144,24 +136,16 @@ class AsyncApprovals:
         """The request once it is no longer pending, or as it is when `timeout` seconds have passed (see
         `Approvals.wait`)."""
         _wire.check_timeout(timeout, "timeout")
-        deadline = _wire.Deadline.after(timeout)
-        seen: Approval | None = None
-        failures = 0
+        waiting = _wire.Waiting(_wire.Deadline.after(timeout), self._client._retry)
         while True:
-            wait = deadline.poll()
             try:
-                seen = await self._poll(approval_id, wait)
-                failures = 0
-            except MandateUnavailable:
-                failures += 1
-                if deadline.left() <= 0:
-                    if seen is None:
-                        raise
-                    return seen
-                await asyncio.sleep(min(self._client._retry.delay(failures), deadline.left()))
-                continue
-            if not seen.pending or deadline.left() <= 0:
-                return seen
+                if waiting.answered(await self._poll(approval_id, waiting.deadline.poll())):
+                    return waiting.result()
+            except MandateUnavailable as exc:
+                pause = waiting.unreachable(exc)
+                if pause is None:
+                    return waiting.result()
+                await asyncio.sleep(pause)
 
     async def _poll(self, approval_id: UUID | str, wait: float) -> Approval:
         timeout = _wire.long_poll_timeout(self._client._http.timeout, wait)

@@ -23,16 +23,10 @@ JSON = dict[str, Any]
 
 
 class AsyncMandateClient:
-    """The asynchronous twin of `MandateClient` (same arguments, same errors).
+    """The asynchronous twin of `MandateClient`: the same arguments, methods and errors, awaited.
 
-        async with AsyncMandateClient("http://127.0.0.1:3000", organization_id=ORG, domain="finance") as mandate:
-            verdict = await mandate.decide("database.drop_table", "pre_commit", context={...}, scope={...},
-                                     target="production.users", actor="db-agent")
-            if verdict.blocked: ...
-
-    `organization_id` and `domain` are defaults for `decide` (each call may override them). `token` (default: the
-    MANDATE_API_TOKEN environment variable) is sent as `Authorization: Bearer …`. `timeout` is per attempt; `retries` is how many times a failed attempt is
-    retried (connection errors, timeouts, 503) with exponential backoff from `backoff` seconds, with jitter.
+    async with AsyncMandateClient("http://127.0.0.1:3000", organization_id=ORG, domain="finance") as mandate:
+        verdict = await mandate.decide("database.drop_table", "pre_commit", ...)
     """
 
     def __init__(
@@ -47,12 +41,9 @@ class AsyncMandateClient:
         backoff: float = 0.25,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https:// (got {base_url!r})")
-        self.base_url = base_url.rstrip("/")
-        self.organization_id = None if organization_id is None else str(organization_id)
-        self.domain = domain
-        self._retry = _wire.RetryPolicy(retries=retries, backoff=backoff)
+        config = _wire.settings(base_url, organization_id, domain, retries, backoff)
+        self.base_url, self.organization_id, self.domain = config.base_url, config.organization_id, config.domain
+        self._retry = config.retry
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=_wire.headers(token),
@@ -95,23 +86,18 @@ class AsyncMandateClient:
         timeout: httpx.Timeout | None = None,
         conflict: type[MandateConflict] = MandateConflict,
     ) -> Any:
-        policy = self._retry
-        for attempt in range(1, policy.attempts + 1):
-            last = attempt == policy.attempts
+        attempts = _wire.Attempts(self._retry, self.base_url, idempotent=idempotent, retry_status=retry_status)
+        timeout = self._http.timeout if timeout is None else timeout
+        while True:
             try:
-                response = await self._http.request(
-                    method, path, json=json, params=params, timeout=self._http.timeout if timeout is None else timeout
-                )
+                response = await self._http.request(method, path, json=json, params=params, timeout=timeout)
             except httpx.TransportError as exc:
-                if last or not _wire.retryable_exception(exc, idempotent=idempotent):
-                    raise _wire.unreachable(exc, self.base_url, attempt) from exc
-                await asyncio.sleep(policy.delay(attempt))
+                await asyncio.sleep(attempts.after_error(exc))
                 continue
-            if not last and retry_status and _wire.retryable_status(response.status_code, idempotent=idempotent):
-                await asyncio.sleep(policy.delay(attempt, _wire.retry_after(response)))
-                continue
-            return _wire.answer(response, conflict)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            delay = attempts.after_response(response)
+            if delay is None:
+                return _wire.answer(response, conflict)
+            await asyncio.sleep(delay)
 
     # -- decisions -----------------------------------------------------------------------------------------------
 
@@ -133,22 +119,7 @@ class AsyncMandateClient:
         on_pause: _wire.OnPauseDecide = "return",
         wait_timeout: float = _wire.DEFAULT_WAIT_TIMEOUT_S,
     ) -> Verdict:
-        """Ask Mandate before (or tell it after) acting. Returns the verdict; raises `MandateValidationError` for
-        invalid attribution or signals, `MandateConflict` when this (decision_id, stage) was sent with another
-        body, `MandateUnavailable` when Mandate cannot answer.
-
-        The decision_id is fixed (a new uuid4 unless given) before the first attempt, so a retry after a lost
-        answer gets the stored verdict back (`idempotent_replay`) instead of creating a second decision.
-
-        `approval_id`: resume with an approval request resolved elsewhere (the PAUSE's `approval_id`): the same
-        action as the PAUSE, under a new `decision_id`; ALLOW when the approval covers it, BLOCK otherwise.
-
-        `on_pause="wait"`: a PAUSE is waited out, up to `wait_timeout` seconds (at most a day). Approved: the same
-        action is sent again as a new decision with the approval (a resume), and that verdict is returned — ALLOW,
-        or BLOCK when the approval no longer covers it. Rejected, withdrawn, expired (or used by another resume):
-        the PAUSE is returned, `approval.state` saying which. Still pending at the deadline: `ApprovalTimeout`. An
-        error while waiting is a `Paused` (never a `MandateError`). Fail closed: a PAUSE becomes ALLOW only by an
-        approved resume."""
+        """`MandateClient.decide`, awaited: the same arguments, retries, PAUSE handling and errors."""
         _wire.check_wait(on_pause, wait_timeout)
         body = _wire.decision_body(
             decision_id=uuid4() if decision_id is None else _wire.to_uuid(decision_id),
@@ -166,7 +137,7 @@ class AsyncMandateClient:
             unstructured_context=unstructured_context,
             approval_id=approval_id,
         )
-        verdict = _wire.verdict(await self._request("POST", "/api/decisions", json=body))
+        verdict = _wire.verdict(await self._request("POST", _wire.DECISIONS_PATH, json=body))
         if on_pause == "return" or not verdict.paused:
             return verdict
         approval_id = _wire.waitable(verdict)
@@ -177,16 +148,10 @@ class AsyncMandateClient:
         if not _wire.after_wait(verdict, approval, wait_timeout):
             return replace(verdict, approval=approval)
         resume = _wire.resume_body(body, approval_id)
-        return replace(_wire.verdict(await self._request("POST", "/api/decisions", json=resume)), approval=approval)
+        return replace(_wire.verdict(await self._request("POST", _wire.DECISIONS_PATH, json=resume)), approval=approval)
 
     async def decide_many(self, decisions: Iterable[Mapping[str, Any]]) -> list[Verdict | MandateError]:
-        """Send up to 1,000 decisions in one request (`POST /api/decisions/batch`), for agents and gateways that
-        record many (`executed` stages). Each mapping holds `decide`'s arguments (`intent`, `stage`, `context`,
-        `scope`, `target`, `actor`, optionally `decision_id`, `domain`, `timestamp`, …). Returns one entry per
-        decision, in order: its `Verdict`, or the error it got alone (a `MandateValidationError`, a
-        `MandateConflict`, …) — returned, not raised, since a bad decision fails alone. Raises only when the
-        request itself fails. Every decision_id is fixed before the first attempt, so a retry stores nothing
-        twice."""
+        """`MandateClient.decide_many`, awaited: up to 1,000 decisions in one request, one entry per decision."""
         body = _wire.batch_body(decisions, self.organization_id, self.domain)
         return _wire.batch_results(await self._request("POST", _wire.BATCH_PATH, json=body))
 
@@ -199,11 +164,8 @@ class AsyncMandateClient:
         stage: str | None = None,
         details: Mapping[str, Any] | None = None,
     ) -> JSON:
-        """Record what happened after the verdict (an `outcome reported` timeline entry); returns that entry.
-
-        Not idempotent (each call appends an entry), so it is retried only when the request surely did not
-        arrive."""
-        path = f"/api/decisions/{_wire.to_uuid(decision_id)}/outcome"
+        """`MandateClient.report_outcome`, awaited (not idempotent: retried only when surely not sent)."""
+        path = _wire.decision_path(decision_id, "outcome")
         result: JSON = await self._request(
             "POST", path, json=_wire.outcome_body(outcome, success, stage, details), idempotent=False
         )
@@ -246,29 +208,28 @@ class AsyncMandateClient:
     # -- reads ---------------------------------------------------------------------------------------------------
 
     async def get_decision(self, decision_id: UUID | str) -> JSON:
-        """The stored decision: the latest stage's fields at the top, every stage under `stages`."""
-        result: JSON = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}")
+        """`MandateClient.get_decision`, awaited."""
+        result: JSON = await self._request("GET", _wire.decision_path(decision_id))
         return result
 
     async def get_verdict(self, decision_id: UUID | str, *, stage: str | None = None) -> Verdict:
-        """The stored verdict of a decision (its latest stage, or `stage`), with its full explanation."""
-        body = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/verdict")
+        """`MandateClient.get_verdict`, awaited."""
+        body = await self._request("GET", _wire.decision_path(decision_id, "verdict"))
         return _wire.verdict(_wire.verdict_for_stage(body, stage))
 
     async def get_timeline(self, decision_id: UUID | str) -> list[JSON]:
-        """The decision's append-only timeline entries, oldest first."""
-        body = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/timeline")
+        """`MandateClient.get_timeline`, awaited."""
+        body = await self._request("GET", _wire.decision_path(decision_id, "timeline"))
         entries: list[JSON] = body["entries"]
         return entries
 
     async def list_decisions(self, *, page_size: int = 50, **filters: Any) -> AsyncIterator[JSON]:
-        """Every decision matching `filters` (domain, verdict, intent, stage, agent, service, actor, target,
-        since, until, organization_id), newest first, fetched page by page as the iterator advances."""
+        """`MandateClient.list_decisions` as an async iterator: newest first, page by page."""
         organization_id = filters.pop("organization_id", None) or self.organization_id
         cursor: str | None = None
         while True:
             params = _wire.list_params(filters, organization_id, page_size, cursor)
-            page = await self._request("GET", "/api/decisions", params=params)
+            page = await self._request("GET", _wire.DECISIONS_PATH, params=params)
             for item in page["items"]:
                 yield item
             cursor = page.get("next_cursor")
@@ -276,13 +237,11 @@ class AsyncMandateClient:
                 return
 
     async def replay(self, decision_id: UUID | str) -> JSON:
-        """Re-evaluate a stored decision with its stored spec, signals and snapshot; `identical` says whether the
-        verdict and explanation are reproduced exactly."""
-        result: JSON = await self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/replay")
+        """`MandateClient.replay`, awaited."""
+        result: JSON = await self._request("GET", _wire.decision_path(decision_id, "replay"))
         return result
 
     async def health(self) -> JSON:
-        """The server's health: status, versions, database. `MandateUnavailable` when it is not serving (its
-        `body` says why, e.g. `"status": "migrating"`); a 503 is reported at once, not retried."""
+        """`MandateClient.health`, awaited (a 503 is reported at once, not retried)."""
         result: JSON = await self._request("GET", "/api/health", retry_status=False)
         return result

@@ -47,12 +47,9 @@ class MandateClient:
         backoff: float = 0.25,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https:// (got {base_url!r})")
-        self.base_url = base_url.rstrip("/")
-        self.organization_id = None if organization_id is None else str(organization_id)
-        self.domain = domain
-        self._retry = _wire.RetryPolicy(retries=retries, backoff=backoff)
+        config = _wire.settings(base_url, organization_id, domain, retries, backoff)
+        self.base_url, self.organization_id, self.domain = config.base_url, config.organization_id, config.domain
+        self._retry = config.retry
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=_wire.headers(token),
@@ -93,23 +90,18 @@ class MandateClient:
         timeout: httpx.Timeout | None = None,
         conflict: type[MandateConflict] = MandateConflict,
     ) -> Any:
-        policy = self._retry
-        for attempt in range(1, policy.attempts + 1):
-            last = attempt == policy.attempts
+        attempts = _wire.Attempts(self._retry, self.base_url, idempotent=idempotent, retry_status=retry_status)
+        timeout = self._http.timeout if timeout is None else timeout
+        while True:
             try:
-                response = self._http.request(
-                    method, path, json=json, params=params, timeout=self._http.timeout if timeout is None else timeout
-                )
+                response = self._http.request(method, path, json=json, params=params, timeout=timeout)
             except httpx.TransportError as exc:
-                if last or not _wire.retryable_exception(exc, idempotent=idempotent):
-                    raise _wire.unreachable(exc, self.base_url, attempt) from exc
-                time.sleep(policy.delay(attempt))
+                time.sleep(attempts.after_error(exc))
                 continue
-            if not last and retry_status and _wire.retryable_status(response.status_code, idempotent=idempotent):
-                time.sleep(policy.delay(attempt, _wire.retry_after(response)))
-                continue
-            return _wire.answer(response, conflict)
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            delay = attempts.after_response(response)
+            if delay is None:
+                return _wire.answer(response, conflict)
+            time.sleep(delay)
 
     # -- decisions -----------------------------------------------------------------------------------------------
 
@@ -164,7 +156,7 @@ class MandateClient:
             unstructured_context=unstructured_context,
             approval_id=approval_id,
         )
-        verdict = _wire.verdict(self._request("POST", "/api/decisions", json=body))
+        verdict = _wire.verdict(self._request("POST", _wire.DECISIONS_PATH, json=body))
         if on_pause == "return" or not verdict.paused:
             return verdict
         approval_id = _wire.waitable(verdict)
@@ -175,7 +167,7 @@ class MandateClient:
         if not _wire.after_wait(verdict, approval, wait_timeout):
             return replace(verdict, approval=approval)
         resume = _wire.resume_body(body, approval_id)
-        return replace(_wire.verdict(self._request("POST", "/api/decisions", json=resume)), approval=approval)
+        return replace(_wire.verdict(self._request("POST", _wire.DECISIONS_PATH, json=resume)), approval=approval)
 
     def decide_many(self, decisions: Iterable[Mapping[str, Any]]) -> list[Verdict | MandateError]:
         """Send up to 1,000 decisions in one request (`POST /api/decisions/batch`), for agents and gateways that
@@ -201,7 +193,7 @@ class MandateClient:
 
         Not idempotent (each call appends an entry), so it is retried only when the request surely did not
         arrive."""
-        path = f"/api/decisions/{_wire.to_uuid(decision_id)}/outcome"
+        path = _wire.decision_path(decision_id, "outcome")
         result: JSON = self._request(
             "POST", path, json=_wire.outcome_body(outcome, success, stage, details), idempotent=False
         )
@@ -245,17 +237,17 @@ class MandateClient:
 
     def get_decision(self, decision_id: UUID | str) -> JSON:
         """The stored decision: the latest stage's fields at the top, every stage under `stages`."""
-        result: JSON = self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}")
+        result: JSON = self._request("GET", _wire.decision_path(decision_id))
         return result
 
     def get_verdict(self, decision_id: UUID | str, *, stage: str | None = None) -> Verdict:
         """The stored verdict of a decision (its latest stage, or `stage`), with its full explanation."""
-        body = self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/verdict")
+        body = self._request("GET", _wire.decision_path(decision_id, "verdict"))
         return _wire.verdict(_wire.verdict_for_stage(body, stage))
 
     def get_timeline(self, decision_id: UUID | str) -> list[JSON]:
         """The decision's append-only timeline entries, oldest first."""
-        body = self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/timeline")
+        body = self._request("GET", _wire.decision_path(decision_id, "timeline"))
         entries: list[JSON] = body["entries"]
         return entries
 
@@ -266,7 +258,7 @@ class MandateClient:
         cursor: str | None = None
         while True:
             params = _wire.list_params(filters, organization_id, page_size, cursor)
-            page = self._request("GET", "/api/decisions", params=params)
+            page = self._request("GET", _wire.DECISIONS_PATH, params=params)
             yield from page["items"]
             cursor = page.get("next_cursor")
             if not cursor:
@@ -275,7 +267,7 @@ class MandateClient:
     def replay(self, decision_id: UUID | str) -> JSON:
         """Re-evaluate a stored decision with its stored spec, signals and snapshot; `identical` says whether the
         verdict and explanation are reproduced exactly."""
-        result: JSON = self._request("GET", f"/api/decisions/{_wire.to_uuid(decision_id)}/replay")
+        result: JSON = self._request("GET", _wire.decision_path(decision_id, "replay"))
         return result
 
     def health(self) -> JSON:

@@ -86,6 +86,33 @@ class RetryPolicy:
         return base * (0.5 + random.random() / 2)  # jitter, not cryptography
 
 
+@dataclass
+class Attempts:
+    """The retry policy applied to one request, attempt by attempt: after each failure or answer, how long to wait
+    before the next attempt — or that there is none (the clients do the sending and the sleeping)."""
+
+    policy: RetryPolicy
+    base_url: str
+    idempotent: bool = True
+    retry_status: bool = True
+    attempt: int = 1
+
+    def after_error(self, exc: httpx.TransportError) -> float:
+        """Seconds to wait before retrying after `exc`; `MandateUnavailable` when there is no retry."""
+        if self.attempt == self.policy.attempts or not retryable_exception(exc, idempotent=self.idempotent):
+            raise unreachable(exc, self.base_url, self.attempt) from exc
+        self.attempt += 1
+        return self.policy.delay(self.attempt - 1)
+
+    def after_response(self, response: httpx.Response) -> float | None:
+        """Seconds to wait before retrying after `response`, or None: it is the answer."""
+        last = self.attempt == self.policy.attempts
+        if last or not self.retry_status or not retryable_status(response.status_code, idempotent=self.idempotent):
+            return None
+        self.attempt += 1
+        return self.policy.delay(self.attempt - 1, retry_after(response))
+
+
 def retryable_exception(exc: httpx.TransportError, *, idempotent: bool) -> bool:
     if isinstance(exc, _NOT_SENT):
         return True
@@ -107,6 +134,25 @@ def unreachable(exc: httpx.TransportError, url: str, attempts: int) -> MandateUn
         f"Mandate at {url} could not be reached ({kind}: {exc or 'no detail'}) after {attempts} attempt"
         f"{'' if attempts == 1 else 's'}; check that the server runs (`mandate serve`) and the URL is right"
     )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a client is made with, checked: the server's URL, the defaults of `decide`, the retry policy."""
+
+    base_url: str
+    organization_id: str | None
+    domain: str | None
+    retry: RetryPolicy
+
+
+def settings(
+    base_url: str, organization_id: str | UUID | None, domain: str | None, retries: int, backoff: float
+) -> Settings:
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must start with http:// or https:// (got {base_url!r})")
+    org = None if organization_id is None else str(organization_id)
+    return Settings(base_url.rstrip("/"), org, domain, RetryPolicy(retries=retries, backoff=backoff))
 
 
 TOKEN_VARIABLE = "MANDATE_API_TOKEN"
@@ -293,6 +339,20 @@ def list_params(
     return params
 
 
+DECISIONS_PATH = "/api/decisions"
+
+
+def decision_path(decision_id: UUID | str, what: str | None = None) -> str:
+    """`/api/decisions/{id}`, or one of its resources (`verdict`, `timeline`, `replay`, `outcome`)."""
+    path = f"{DECISIONS_PATH}/{to_uuid(decision_id)}"
+    return path if what is None else f"{path}/{what}"
+
+
+def page_items(page: Any) -> tuple[list[Any], str | None]:
+    """The items of a page of a list, and the cursor of the next page (None on the last)."""
+    return page["items"], page.get("next_cursor") or None
+
+
 def require(value: str | None, name: str) -> str:
     if not value:
         raise ValueError(f"{name} is required: pass it to this call or to the client")
@@ -399,6 +459,36 @@ class Deadline:
     def poll(self) -> float:
         """Seconds the next long-poll asks the server to wait."""
         return round(min(LONG_POLL_S, self.left()), 3)
+
+
+@dataclass
+class Waiting:
+    """A wait for an approval request to leave `pending`, round by round: what the last answer says, and how long
+    to pause when Mandate could not be reached (the clients do the asking and the sleeping)."""
+
+    deadline: Deadline
+    policy: RetryPolicy
+    seen: Approval | None = None
+    failures: int = 0
+
+    def answered(self, approval: Approval) -> bool:
+        """Record an answer; True when the wait is over (no longer pending, or the deadline passed)."""
+        self.seen, self.failures = approval, 0
+        return not approval.pending or self.deadline.left() <= 0
+
+    def unreachable(self, exc: MandateUnavailable) -> float | None:
+        """Seconds to pause before asking again, or None when the deadline passed (`exc` again if Mandate never
+        answered at all)."""
+        self.failures += 1
+        if self.deadline.left() <= 0:
+            if self.seen is None:
+                raise exc
+            return None
+        return min(self.policy.delay(self.failures), self.deadline.left())
+
+    def result(self) -> Approval:
+        assert self.seen is not None
+        return self.seen
 
 
 def waitable(verdict: Verdict) -> UUID:
