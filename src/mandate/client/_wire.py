@@ -348,11 +348,6 @@ def decision_path(decision_id: UUID | str, what: str | None = None) -> str:
     return path if what is None else f"{path}/{what}"
 
 
-def page_items(page: Any) -> tuple[list[Any], str | None]:
-    """The items of a page of a list, and the cursor of the next page (None on the last)."""
-    return page["items"], page.get("next_cursor") or None
-
-
 def require(value: str | None, name: str) -> str:
     if not value:
         raise ValueError(f"{name} is required: pass it to this call or to the client")
