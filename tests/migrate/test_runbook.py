@@ -21,7 +21,7 @@ import pytest
 from rich.console import Console
 
 from mandate.errors import CheckFailed, ConfigError
-from mandate.migrate import baseline, catalog, preflight, runbook, runner
+from mandate.migrate import baseline, catalog, preflight, runbook, runner, transaction
 from mandate.migrate.remedies import Remedies
 from mandate.migrate_commands import api_app
 from tests import legacy_data
@@ -370,7 +370,7 @@ def test_other_sessions_refuse_the_run_unless_allowed(
 def test_an_idle_in_transaction_session_holding_a_lock_is_retried_then_refused(
     legacy: str, tmp_path: Path, other_session: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runbook, "RETRY_BACKOFF_S", 0.05)
+    monkeypatch.setattr(transaction, "RETRY_BACKOFF_S", 0.05)
     before = snapshot(legacy)
     with other_session.transaction():
         other_session.execute("SELECT count(*) FROM mandate.decision_events")  # holds ACCESS SHARE until the end
@@ -387,7 +387,7 @@ def test_an_idle_in_transaction_session_holding_a_lock_is_retried_then_refused(
 def test_a_lock_released_during_the_backoff_lets_the_next_attempt_through(
     legacy: str, tmp_path: Path, other_session: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runbook, "RETRY_BACKOFF_S", 0.5)
+    monkeypatch.setattr(transaction, "RETRY_BACKOFF_S", 0.5)
     other_session.execute("BEGIN")
     other_session.execute("SELECT count(*) FROM mandate.verdict_events")
     b = book(legacy, tmp_path, allow_connections=True, lock_timeout="100ms", lock_retries=3)

@@ -28,7 +28,7 @@ import psycopg
 import pytest
 
 from mandate.migrate import backup as backups
-from mandate.migrate import runbook
+from mandate.migrate import transaction
 from mandate.migrate.remedies import Remedies
 from mandate.migrate.runbook import Outcome
 from tests.migrate.test_runbook import book, make_legacy, migration_log_8, snapshot
@@ -179,7 +179,7 @@ def test_a_connection_dropped_in_the_middle_of_the_migration_rolls_everything_ba
 def test_another_session_holding_a_lock_fails_the_run_clearly_with_the_database_unchanged(
     legacy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runbook, "RETRY_BACKOFF_S", 0.05)
+    monkeypatch.setattr(transaction, "RETRY_BACKOFF_S", 0.05)
     before = snapshot(legacy)
     with psycopg.connect(legacy, application_name="nightly-report") as holder:
         # A reporting job in the middle of a long read: ACCESS SHARE on decision_events until it ends.

@@ -8,9 +8,10 @@ managed, nor legacy is refused with what differs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
@@ -154,6 +155,19 @@ class MigrationLock:
     def __exit__(self, *exc: object) -> None:
         if not self.conn.closed:
             migration_lock.release(self.conn)
+
+
+@contextlib.contextmanager
+def holding_lock(conn: psycopg.Connection[Any], wait_s: float) -> Iterator[None]:
+    """Hold the runners' advisory lock for the block (the whole runbook run); releasing it on a broken connection is
+    not an error."""
+    lock = MigrationLock(conn, wait_s)
+    lock.__enter__()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            lock.__exit__(None, None, None)
 
 
 def lock_holder(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:

@@ -27,6 +27,8 @@ import psycopg
 
 from mandate.db import catalog, migration_smoke
 from mandate.errors import CheckFailed
+from mandate.migrate import runner
+from mandate.migrate.progress import Progress
 
 TOKEN_VARIABLE = "MANDATE_API_TOKEN"  # the variable the SDK reads too (mandate.client)
 
@@ -305,3 +307,56 @@ def in_process(database_url: str, app_factory: AppFactory, start_timeout_s: floa
         server.should_exit = True
         thread.join(timeout=30)
         sock.close()
+
+
+def run_step(
+    conn: psycopg.Connection[Any],
+    database_url: str,
+    progress: Progress,
+    data: dict[str, Any],
+    *,
+    api_url: str | None,
+    start_wait_s: float,
+    to: int | None,
+    api_app: AppFactory | None,
+) -> None:
+    """The runbook's smoke-test step after COMMIT, recorded in `data["smoke"]`: against `api_url` once it answers
+    healthy, else Mandate's API built by `api_app` in this process; skipped while migrations the API needs are
+    pending (--to stopped before head). CheckFailed when a test fails."""
+    pending = [f.label for f in runner.status(conn).pending]
+    if pending:
+        # --to stopped before head: this Mandate's API refuses the database until the later migrations apply.
+        reason = (
+            f"not applicable: the database is at schema {runner.status(conn).current_version:03d} (--to "
+            f"{to}) and Mandate's API needs {', '.join(pending)} too; run `mandate migrate up`, then "
+            "`mandate migrate smoke 008`"
+        )
+        progress.skipped("smoke tests", reason)
+        data["smoke"] = {"skipped": reason, "not_applicable": True, "pending": pending}
+        return
+    with progress.step("smoke tests") as step:
+        target = pick_target(conn)
+        if api_url:
+            base = api_url.rstrip("/")
+            progress.log(f"waiting (at most {start_wait_s:g} s) for {base}/api/health")
+            healthy = wait_healthy(base, start_wait_s)
+            with service_token(database_url, target) as token:
+                result = run(base, target, token=token)
+            result.time_to_healthy_s = round(healthy, 3)
+        elif api_app is not None:
+            progress.log("no --api-url: starting Mandate's API in this process on the migrated database")
+            with in_process(database_url, api_app) as base:
+                result = run(base, target, in_process=True)
+        else:
+            raise CheckFailed("no API to run the smoke tests against: give --api-url of the running service")
+        data["smoke"] = result.as_json()
+        for t in result.tests:
+            progress.log(
+                f"   {'PASS' if t.passed else 'FAIL'} GET {t.url}: {t.detail}", style=None if t.passed else "red"
+            )
+        step.summary = f"{4 - result.errors}/4 passed against {result.target}"
+        if not result.passed:
+            raise CheckFailed(
+                "smoke tests failed after the migration was committed: "
+                + "; ".join(f"GET {t.url}: {t.detail}" for t in result.tests if not t.passed)
+            )
