@@ -204,6 +204,36 @@ def run(
     """Measure everything; FAIL items refuse the run. `conn` is in autocommit mode; nothing is written."""
     started = time.perf_counter()
     p = Preflight()
+    _server(p, conn)
+    _sizes(p, conn)
+    _space(p, conn, backup_dir, needs_backup)
+    _sessions(p, conn, own_pids, allow_connections, settle_s)
+    holder = runner.lock_holder(conn)
+    p.add(
+        "lock_holder",
+        "migration lock (advisory)",
+        "PASS" if holder is None else "FAIL",
+        "free" if holder is None else f"held by pid {holder[0]}, application {holder[1]!r}",
+        None if holder is None else "another migration runner is working on this database: let it finish",
+    )
+    _dependents(p, conn)
+    _search_path(p, conn)
+    _activity(p, conn)
+    p.estimate = _estimate(conn, p, data_dir)
+    e = p.estimate
+    p.add(
+        "estimate",
+        "runtime estimate",
+        "INFO",
+        f"migration {e.migration_s:.1f} s, backup {e.backup_s:.1f} s, total {e.total_s:.1f} s",
+        e.basis,
+    )
+    p.duration_s = time.perf_counter() - started
+    return p
+
+
+def _server(p: Preflight, conn: psycopg.Connection[Any]) -> None:
+    """Who and where the server is: connectivity (with the round trip) and its version."""
     t0 = time.perf_counter()
     identity = migration_preflight.identity(conn)
     p.database, p.server_version, p.server_version_num, p.db_bytes, p.system_identifier, server_addr, user = identity
@@ -224,6 +254,9 @@ def run(
         else "Mandate needs PostgreSQL 12 or newer: upgrade the server first",
     )
 
+
+def _sizes(p: Preflight, conn: psycopg.Connection[Any]) -> None:
+    """Every table's rows, heap, index and total bytes."""
     for name, heap, indexes, total in catalog.table_sizes(conn):
         p.tables[name] = {"rows": 0, "heap": int(heap), "indexes": int(indexes), "total": int(total)}
     for name in p.tables:
@@ -231,8 +264,11 @@ def run(
     rows = ", ".join(f"{t} {p.tables[t]['rows']}" for t in TABLES if t in p.tables)
     p.add("db_size", "database size and row counts", "INFO", f"{size(p.db_bytes)}; rows: {rows}")
 
-    _space(p, conn, backup_dir, needs_backup)
 
+def _sessions(
+    p: Preflight, conn: psycopg.Connection[Any], own_pids: Collection[int], allow_connections: bool, settle_s: float
+) -> None:
+    """The other sessions on the database (a FAIL unless allowed) and their applications."""
     p.sessions = other_sessions(conn, own_pids)
     deadline = time.monotonic() + settle_s  # a session that has just closed takes a moment to leave the view
     while p.sessions and not allow_connections and time.monotonic() < deadline:
@@ -263,45 +299,25 @@ def run(
     apps = sorted({s.application for s in p.sessions})
     p.add("clients", "applications connected", "INFO", ", ".join(apps) if apps else "none")
 
-    holder = runner.lock_holder(conn)
-    p.add(
-        "lock_holder",
-        "migration lock (advisory)",
-        "PASS" if holder is None else "FAIL",
-        "free" if holder is None else f"held by pid {holder[0]}, application {holder[1]!r}",
-        None if holder is None else "another migration runner is working on this database: let it finish",
-    )
 
-    _dependents(p, conn)
-    _search_path(p, conn)
-
+def _activity(p: Preflight, conn: psycopg.Connection[Any]) -> None:
+    """A snapshot of the database's activity counters."""
     stats = migration_preflight.database_stats(conn)
-    if stats is not None:
-        keys = ("numbackends", "xact_commit", "xact_rollback", "blks_read", "blks_hit", "deadlocks", "temp_bytes")
-        p.db_stats = {k: int(v) for k, v in zip(keys, stats[:7], strict=True)}
-        p.db_stats["conflicts"] = int(stats[7])
-        p.db_stats["stats_reset"] = str(stats[8]) if stats[8] else None
-        reads = p.db_stats["blks_read"] + p.db_stats["blks_hit"]
-        hit = f"{100 * p.db_stats['blks_hit'] / reads:.1f} %" if reads else "n/a"
-        p.add(
-            "db_stats",
-            "database activity counters",
-            "INFO",
-            f"{p.db_stats['numbackends']} backends, {p.db_stats['xact_commit']} commits, "
-            f"{p.db_stats['xact_rollback']} rollbacks, cache hit {hit}, {p.db_stats['deadlocks']} deadlocks",
-        )
-
-    p.estimate = _estimate(conn, p, data_dir)
-    e = p.estimate
+    if stats is None:
+        return
+    keys = ("numbackends", "xact_commit", "xact_rollback", "blks_read", "blks_hit", "deadlocks", "temp_bytes")
+    p.db_stats = {k: int(v) for k, v in zip(keys, stats[:7], strict=True)}
+    p.db_stats["conflicts"] = int(stats[7])
+    p.db_stats["stats_reset"] = str(stats[8]) if stats[8] else None
+    reads = p.db_stats["blks_read"] + p.db_stats["blks_hit"]
+    hit = f"{100 * p.db_stats['blks_hit'] / reads:.1f} %" if reads else "n/a"
     p.add(
-        "estimate",
-        "runtime estimate",
+        "db_stats",
+        "database activity counters",
         "INFO",
-        f"migration {e.migration_s:.1f} s, backup {e.backup_s:.1f} s, total {e.total_s:.1f} s",
-        e.basis,
+        f"{p.db_stats['numbackends']} backends, {p.db_stats['xact_commit']} commits, "
+        f"{p.db_stats['xact_rollback']} rollbacks, cache hit {hit}, {p.db_stats['deadlocks']} deadlocks",
     )
-    p.duration_s = time.perf_counter() - started
-    return p
 
 
 def _space(p: Preflight, conn: psycopg.Connection[Any], backup_dir: Path | None, needs_backup: bool) -> None:
