@@ -13,7 +13,7 @@ from mandate.config import check_duration
 from mandate.console import out, settings
 from mandate.db.connect import connect
 from mandate.db.url import database_url
-from mandate.errors import BackupError, CheckFailed, ConfigError
+from mandate.errors import BackupError, CheckFailed, ConfigError, ReportedFailure
 from mandate.migrate import backup as backups
 from mandate.migrate import baseline, checks, constraints, preflight, runbook, runner, smoke
 from mandate.migrate import report as reporting
@@ -71,7 +71,7 @@ def migrate_status() -> None:
         out.print(f"[yellow]index difference from the legacy schema: {w}[/]")
     out.print(f"schema version {st.current_version:03d}; {len(st.pending)} pending")
     if st.changed:
-        raise typer.Exit(1)
+        raise ReportedFailure(f"{len(st.changed)} applied migration file(s) changed since they were applied")
 
 
 @migrate_app.command("up")
@@ -130,6 +130,56 @@ BackupDirOpt = Annotated[
 ]
 
 
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Do everything in one transaction and roll it back: a real rehearsal.")
+]
+WithBackupOpt = Annotated[bool, typer.Option("--backup", help="Take the verified backup in a dry run too.")]
+BackupCopyToOpt = Annotated[
+    Path | None, typer.Option("--backup-copy-to", help="Copy the backup to this folder too (hash verified).")
+]
+VerifyRestoreOpt = Annotated[
+    bool, typer.Option("--verify-restore", help="Restore the backup into a scratch database and compare it (slower).")
+]
+RunApiUrlOpt = Annotated[
+    str | None, typer.Option("--api-url", help="Smoke-test this running Mandate (e.g. http://localhost:3000).")
+]
+ReportOpt = Annotated[Path | None, typer.Option("--report", help="Markdown report path (JSON and log next to it).")]
+RunAllowConnectionsOpt = Annotated[
+    bool, typer.Option("--allow-connections", help="Go on although other sessions are connected.")
+]
+RunLockTimeoutOpt = Annotated[
+    str | None, typer.Option("--lock-timeout", help="Wait this long for the table locks, e.g. 10s.")
+]
+LockRetriesOpt = Annotated[int, typer.Option("--lock-retries", min=1, help="Attempts to lock the tables.")]
+RunStatementTimeoutOpt = Annotated[
+    str | None, typer.Option("--statement-timeout", help="statement_timeout in the migration, e.g. 30min; 0 = none.")
+]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation before migrating.")]
+StopCommandOpt = Annotated[
+    str | None, typer.Option("--stop-command", help="Shell command that stops the services (run first).")
+]
+StartCommandOpt = Annotated[
+    str | None, typer.Option("--start-command", help="Shell command that starts them again after success.")
+]
+StopWaitOpt = Annotated[
+    float, typer.Option("--stop-wait", min=0, help="Seconds to wait for sessions to end after --stop-command.")
+]
+StartWaitOpt = Annotated[
+    float, typer.Option("--start-wait", min=0, help="Seconds to wait for --api-url to answer healthy.")
+]
+RunToOpt = Annotated[
+    int | None, typer.Option("--to", help="Stop after this migration (8 = only 008).", show_default="every pending one")
+]
+RehearseOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--rehearse/--no-rehearse",
+        help="Rehearse 008→target in a rolled-back transaction before the backup.",
+        show_default="when the migration is estimated at ≤ 120 s",
+    ),
+]
+
+
 def _version(raw: str) -> int:
     if not raw.isdigit() or int(raw) != runbook.VERSION:
         raise ConfigError(f"only migration 008 has a runbook (got {raw!r}): use `mandate migrate run 008`")
@@ -162,60 +212,24 @@ def _check_table(run: checks.CheckRun) -> Table:
 @migrate_app.command("run")
 def migrate_run(
     version: Version,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Do everything in one transaction and roll it back: a real rehearsal.")
-    ] = False,
-    with_backup: Annotated[bool, typer.Option("--backup", help="Take the verified backup in a dry run too.")] = False,
+    dry_run: DryRunOpt = False,
+    with_backup: WithBackupOpt = False,
     backup_dir: BackupDirOpt = None,
-    backup_copy_to: Annotated[
-        Path | None, typer.Option("--backup-copy-to", help="Copy the backup to this folder too (hash verified).")
-    ] = None,
-    verify_restore: Annotated[
-        bool,
-        typer.Option("--verify-restore", help="Restore the backup into a scratch database and compare it (slower)."),
-    ] = False,
-    api_url: Annotated[
-        str | None, typer.Option("--api-url", help="Smoke-test this running Mandate (e.g. http://localhost:3000).")
-    ] = None,
-    report: Annotated[
-        Path | None, typer.Option("--report", help="Markdown report path (JSON and log next to it).")
-    ] = None,
-    allow_connections: Annotated[
-        bool, typer.Option("--allow-connections", help="Go on although other sessions are connected.")
-    ] = False,
-    lock_timeout: Annotated[
-        str | None, typer.Option("--lock-timeout", help="Wait this long for the table locks, e.g. 10s.")
-    ] = None,
-    lock_retries: Annotated[int, typer.Option("--lock-retries", min=1, help="Attempts to lock the tables.")] = 3,
-    statement_timeout: Annotated[
-        str | None,
-        typer.Option("--statement-timeout", help="statement_timeout in the migration, e.g. 30min; 0 = none."),
-    ] = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation before migrating.")] = False,
-    stop_command: Annotated[
-        str | None, typer.Option("--stop-command", help="Shell command that stops the services (run first).")
-    ] = None,
-    start_command: Annotated[
-        str | None, typer.Option("--start-command", help="Shell command that starts them again after success.")
-    ] = None,
-    stop_wait: Annotated[
-        float, typer.Option("--stop-wait", min=0, help="Seconds to wait for sessions to end after --stop-command.")
-    ] = 300.0,
-    start_wait: Annotated[
-        float, typer.Option("--start-wait", min=0, help="Seconds to wait for --api-url to answer healthy.")
-    ] = 300.0,
-    to: Annotated[
-        int | None,
-        typer.Option("--to", help="Stop after this migration (8 = only 008).", show_default="every pending one"),
-    ] = None,
-    rehearse: Annotated[
-        bool | None,
-        typer.Option(
-            "--rehearse/--no-rehearse",
-            help="Rehearse 008→target in a rolled-back transaction before the backup.",
-            show_default="when the migration is estimated at ≤ 120 s",
-        ),
-    ] = None,
+    backup_copy_to: BackupCopyToOpt = None,
+    verify_restore: VerifyRestoreOpt = False,
+    api_url: RunApiUrlOpt = None,
+    report: ReportOpt = None,
+    allow_connections: RunAllowConnectionsOpt = False,
+    lock_timeout: RunLockTimeoutOpt = None,
+    lock_retries: LockRetriesOpt = 3,
+    statement_timeout: RunStatementTimeoutOpt = None,
+    yes: YesOpt = False,
+    stop_command: StopCommandOpt = None,
+    start_command: StartCommandOpt = None,
+    stop_wait: StopWaitOpt = 300.0,
+    start_wait: StartWaitOpt = 300.0,
+    to: RunToOpt = None,
+    rehearse: RehearseOpt = None,
     domain_slug: DomainSlugOpt = None,
     domain_slug_file: DomainSlugFileOpt = None,
     unattributed_to: UnattributedOpt = None,
