@@ -41,6 +41,14 @@ def prefix_range(typed: str) -> tuple[uuid.UUID, uuid.UUID]:
     return uuid.UUID(digits.ljust(32, "0")), uuid.UUID(digits.ljust(32, "f"))
 
 
+def shared_prefix_range(typed: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """`prefix_range` where others than the decision's owner look (the UI, the API): `typed` must hold at least
+    MIN_ID_PREFIX hex digits; MandateError otherwise."""
+    if len(typed.strip().replace("-", "")) < MIN_ID_PREFIX:
+        raise MandateError(f"{typed!r} is too short a decision id prefix: give at least {MIN_ID_PREFIX} hex digits")
+    return prefix_range(typed)
+
+
 async def resolve_decision_id(database_url: str, typed: str) -> uuid.UUID:
     """The one decision whose id starts with `typed`; MandateError saying so when none or several do."""
     low, high = prefix_range(typed)

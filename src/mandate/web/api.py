@@ -30,7 +30,7 @@ from mandate.db import decisions as q
 from mandate.db import governance as gq
 from mandate.errors import DatabaseUnavailable, MandateError
 from mandate.migrate.files import head_version
-from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, prefix_range, replay
+from mandate.replay import MIN_ID_PREFIX, SHOWN_CANDIDATES, replay, shared_prefix_range
 from mandate.service import DecisionRequest, IngestError, IngestResult, Problem
 from mandate.vocabulary import Row, Stage, is_slug
 from mandate.web import doc
@@ -515,9 +515,7 @@ async def _unique_prefix(request: Request, typed: str) -> UUID:
     """The one decision this token may see whose id starts with `typed`; 422 not a prefix, 404 none, 409 several."""
     digits = typed.strip().lower().replace("-", "")
     try:
-        if len(digits) < MIN_ID_PREFIX:
-            raise MandateError(typed)
-        low, high = prefix_range(typed)
+        low, high = shared_prefix_range(typed)
     except MandateError:
         raise ApiError(
             422,
