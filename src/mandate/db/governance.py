@@ -176,7 +176,7 @@ _GOVERNANCE = (
     "SELECT organization_id::text AS id FROM mandate.organizations",
     "SELECT organization_id::text AS organization_id, domain FROM mandate.domains",
     f"SELECT {_SCOPE_COLUMNS} FROM mandate.scopes",  # noqa: S608 - constants
-    f"SELECT {_SPEC_ROW} FROM mandate.spec_versions ORDER BY created_at, spec_id, version",  # noqa: S608
+    f"SELECT {_SPEC_ROW} FROM mandate.spec_versions ORDER BY created_at, spec_id, version",  # noqa: S608 - constants
     _ACTIVE_SNAPSHOTS.format(where=""),
 )
 
@@ -240,7 +240,7 @@ def stored_rows(
         ).fetchall()
         scopes = cur.execute(
             f"""SELECT {_SCOPE_COLUMNS}, owner_contact, description
-               FROM mandate.scopes WHERE organization_id = ANY(%s::uuid[]) OR scope_id = ANY(%s::text[])""",  # noqa: S608
+               FROM mandate.scopes WHERE organization_id = ANY(%s::uuid[]) OR scope_id = ANY(%s::text[])""",  # noqa: S608 - constants
             [orgs, list(scope_ids)],
         ).fetchall()
         specs = cur.execute(
