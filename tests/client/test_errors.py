@@ -21,8 +21,8 @@ from mandate.client import (
     MandateUnavailable,
     MandateValidationError,
 )
+from mandate.db.migration_lock import LOCK_KEYS
 from mandate.demo import scenarios as s
-from mandate.migrate.runner import LOCK_KEYS
 from tests.client.conftest import DemoServer
 
 WRITE = s.LARGE_PRODUCTION_WRITE

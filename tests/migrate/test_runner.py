@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from mandate.db import migration_lock
 from mandate.errors import MigrationError, MigrationLockTimeout, UnknownDatabaseShape
 from mandate.migrate import catalog, runner
 from mandate.migrate.files import head_version, load
@@ -102,7 +103,7 @@ def test_two_concurrent_runners_serialise(fresh_db: Callable[..., str]) -> None:
                     "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
                     "AND classid = %s AND objid = %s AND database = (SELECT oid FROM pg_database "
                     "WHERE datname = current_database())",
-                    runner.LOCK_KEYS,
+                    migration_lock.LOCK_KEYS,
                 )
                 if waiting:
                     break

@@ -22,11 +22,6 @@ import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
-from tests.conftest import PgServer
-from tests.e2e.seed import CS, scratch_database
-from tests.web.conftest import bearer, issue_token, start_server
-from tests.web.test_approvals import DOMAIN, ORG, drop
-from tests.web.test_ui import Element, dom
 
 from mandate.apply import apply_bundle
 from mandate.db import approvals as aq
@@ -34,6 +29,11 @@ from mandate.db import tokens as tq
 from mandate.governance.bundle import parse_bundle
 from mandate.tokens import Role, digest, new_secret
 from mandate.web.ui import relative
+from tests.conftest import PgServer
+from tests.e2e.seed import CS, scratch_database
+from tests.web.conftest import bearer, issue_token, start_server
+from tests.web.test_approvals import DOMAIN, ORG, drop
+from tests.web.test_ui import Element, dom
 
 Row = dict[str, Any]
 PARENT_TEAM = "platform-team"

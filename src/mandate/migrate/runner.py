@@ -22,8 +22,6 @@ import psycopg
 import mandate
 from mandate.db import catalog as pg_catalog
 from mandate.db import migration_lock, migration_log
-from mandate.db.migration_lock import HOLDER_QUERY as HOLDER_QUERY  # its home is db/; read here by web/state.py
-from mandate.db.migration_lock import LOCK_KEYS as LOCK_KEYS  # its home is db/; read here by web/ and tests
 from mandate.errors import (
     MigrationError,
     MigrationFailed,

@@ -22,9 +22,9 @@ from psycopg_pool import AsyncConnectionPool
 from mandate.db import approvals as approval_queries
 from mandate.db import rollups
 from mandate.db.governance import load_governance
+from mandate.db.migration_lock import HOLDER_QUERY, LOCK_KEYS
 from mandate.governance import cache
 from mandate.group_commit import GroupCommit
-from mandate.migrate.runner import HOLDER_QUERY, LOCK_KEYS
 from mandate.vocabulary import Row
 from mandate.web import webhooks
 
@@ -155,9 +155,7 @@ class ServerState:
             try:
                 now = datetime.now(UTC)
                 async with self.pool.connection() as conn:
-                    while (
-                        await approval_queries.sweep(conn, now, since=swept_before) == approval_queries.SWEEP_BATCH
-                    ):
+                    while await approval_queries.sweep(conn, now, since=swept_before) == approval_queries.SWEEP_BATCH:
                         pass
                 swept_before = now - SWEEP_MARGIN
             except asyncio.CancelledError:
