@@ -43,6 +43,8 @@ CREATE TABLE mandate.decision_rollups (
     PRIMARY KEY (organization_id, domain, dimension, grain, missing, key, bucket, stage, verdict)
 );
 
+CREATE INDEX idx_decision_rollups_time ON mandate.decision_rollups (organization_id, domain, dimension, grain, bucket);
+
 CREATE TABLE mandate.decision_rollup_progress (
     singleton     boolean     PRIMARY KEY DEFAULT true CHECK (singleton),
     folded_before timestamptz NOT NULL,

@@ -228,6 +228,18 @@ def test_the_ui_finds_a_target_by_its_start_in_any_case(api: LiveServer, typed: 
     assert middle == []  # the start of the value, not any part of it
 
 
+def test_a_common_start_walks_the_decisions_newest_first_and_finds_the_same(
+    api: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _store(api, _decisions(random.Random(9), 30))
+    pages = [{"domain": CM, "actor": "PAUSE-", "limit": limit} for limit in ("5", "500")]
+    by_index = [listed(dom(api.client.get("/", params=p))) for p in pages]
+    monkeypatch.setattr(q, "COMMON_PREFIX", 3)  # every start is common now: the list walks
+    walked = [listed(dom(api.client.get("/", params=p))) for p in pages]
+    assert walked == by_index
+    assert len(by_index[0]) == 5 and len(by_index[1]) > 5
+
+
 def test_the_server_folds_what_it_stores_by_itself(api: LiveServer) -> None:
     _store(api, _decisions(random.Random(11), 25))
     deadline = time.monotonic() + 30  # the server folds every 5 s

@@ -116,7 +116,11 @@ class Page:
     previous_cursor: str | None = None  # `before` of the page of newer rows (None on the first page)
 
 
-def filter_clauses(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composable], list[Any]]:
+def filter_clauses(
+    f: DecisionFilter, *, table: str, prefix_index: bool = True
+) -> tuple[list[sql.Composable], list[Any]]:
+    """The WHERE clauses of a filter and their parameters. `prefix_index=False` writes the actor and target prefix
+    tests so that their indexes cannot serve them: a list then walks the time index (see `list_decisions`)."""
     t = sql.Identifier(table)
     clauses: list[sql.Composable] = []
     params: list[Any] = []
@@ -151,7 +155,8 @@ def filter_clauses(f: DecisionFilter, *, table: str) -> tuple[list[sql.Composabl
         if value is None:
             continue
         if f.partial:
-            add(f"lower({column}) LIKE lower(%s)", prefix_pattern(value))
+            tested = f"lower({column})" if prefix_index else f"(lower({column}) || '')"
+            add(f"{tested} LIKE lower(%s)", prefix_pattern(value))
         else:
             add(f"lower({column}) = lower(%s)", value)
             add(f"{column} = %s", value)
@@ -175,6 +180,9 @@ def where(clauses: list[sql.Composable]) -> sql.Composable:
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
 
 
+COMMON_PREFIX = 20_000
+
+
 async def list_decisions(
     conn: AsyncConnection[dict[str, Any]],
     f: DecisionFilter,
@@ -184,8 +192,18 @@ async def list_decisions(
     before: Cursor | None = None,
 ) -> Page:
     """A page of decision stages, newest first: the first page, the one after `cursor` (older rows), or the one
-    before `before` (newer rows: the previous page, read backwards on the same index and turned round)."""
-    clauses, params = filter_clauses(f, table="d")
+    before `before` (newer rows: the previous page, read backwards on the same index and turned round).
+
+    The start of an actor or target shared by many decisions is found faster by walking them newest first than
+    through its index (which would gather and sort every match): more than COMMON_PREFIX matches, and the list
+    walks."""
+    walk = False
+    if f.partial and (f.actor is not None or f.target is not None):
+        own = DecisionFilter(
+            **{**f.__dict__, "verdict": None, "policy_id": None, "scope_id": None, "owning_team": None}
+        )
+        walk = await count_at_most(conn, own, COMMON_PREFIX + 1) > COMMON_PREFIX
+    clauses, params = filter_clauses(f, table="d", prefix_index=not walk)
     order = sql.SQL('d."timestamp" DESC, d.decision_id DESC, d.stage DESC')
     if cursor is not None:
         clauses.append(sql.SQL('(d."timestamp", d.decision_id, d.stage) < (%s, %s, %s::mandate.stage)'))

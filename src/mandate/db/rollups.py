@@ -145,18 +145,17 @@ def _rollup_clauses(
     return clauses, params
 
 
-_IN_WINDOW = sql.SQL(
-    """((r.grain = 'day' AND r.bucket >= coalesce(%s::timestamptz, '-infinity')
-                        AND r.bucket < coalesce(%s::timestamptz, 'infinity'))
-        OR (r.grain = 'hour' AND r.bucket >= coalesce(%s::timestamptz, '-infinity')
-                             AND r.bucket < coalesce(%s::timestamptz, 'infinity')
-            AND NOT (r.bucket >= coalesce(%s::timestamptz, '-infinity')
-                     AND r.bucket < coalesce(%s::timestamptz, 'infinity'))))"""
-)
-
-
-def _window_params(w: Window) -> list[Any]:
-    return [w.day_start, w.day_end, w.start, w.end, w.day_start, w.day_end]
+def _window_parts(w: Window) -> list[tuple[str, datetime | None, datetime | None]]:
+    """The (grain, from, to) ranges of rollups that cover the window once: its whole UTC days, then the whole hours
+    before and after them (all hours when it holds no whole day). Each range is one index scan."""
+    if w.day_start is not None and w.day_end is not None and w.day_start >= w.day_end:
+        return [("hour", w.start, w.end)]
+    parts: list[tuple[str, datetime | None, datetime | None]] = [("day", w.day_start, w.day_end)]
+    if w.start is not None and w.day_start is not None and w.start < w.day_start:
+        parts.append(("hour", w.start, w.day_start))
+    if w.end is not None and w.day_end is not None and w.day_end < w.end:
+        parts.append(("hour", w.day_end, w.end))
+    return parts
 
 
 async def rollup_totals(
@@ -164,11 +163,21 @@ async def rollup_totals(
 ) -> list[dict[str, Any]]:
     """Rollup counts in the window per (missing, key, verdict) of `dimension` (key: only that value)."""
     clauses, params = _rollup_clauses(f, dimension, key, verdict=verdict)
+    parts, values = [], []
+    for grain, start, end in _window_parts(w):
+        parts.append(
+            sql.SQL(
+                """SELECT r.missing, r.key, r.verdict, r.decisions FROM mandate.decision_rollups r
+                   WHERE {clauses} AND r.grain = %s AND r.bucket >= coalesce(%s::timestamptz, '-infinity')
+                     AND r.bucket < coalesce(%s::timestamptz, 'infinity')"""
+            ).format(clauses=sql.SQL(" AND ").join(clauses))
+        )
+        values += [*params, grain, start, end]
     query = sql.SQL(
-        """SELECT r.missing, r.key, r.verdict, sum(r.decisions)::bigint AS n FROM mandate.decision_rollups r
-           WHERE {clauses} AND {window} GROUP BY 1, 2, 3"""
-    ).format(clauses=sql.SQL(" AND ").join(clauses), window=_IN_WINDOW)
-    return await (await conn.execute(query, [*params, *_window_params(w)])).fetchall()
+        "SELECT missing, key, verdict, sum(decisions)::bigint AS n FROM ({parts}) p GROUP BY 1, 2, 3"
+    ).format(parts=sql.SQL(" UNION ALL ").join(parts))
+    rows: list[dict[str, Any]] = await (await conn.execute(query, values)).fetchall()
+    return rows
 
 
 async def rollup_span(
