@@ -41,7 +41,7 @@ from mandate.db import decisions as q
 from mandate.db import governance as gq
 from mandate.errors import MandateError
 from mandate.evaluator.verdicts import SEVERITY
-from mandate.replay import MIN_ID_PREFIX, prefix_range
+from mandate.replay import MIN_ID_PREFIX, shared_prefix_range
 from mandate.vocabulary import STAGES, Row, is_slug
 from mandate.web.access import principal, restrict, visible_rows
 from mandate.web.inputs import EARLIEST, LATEST
@@ -418,11 +418,8 @@ async def find_decisions(conn: Conn, request: Request, typed: str, place: Place,
     """The decisions this token may see whose id starts with `typed` (a whole id, or at least MIN_ID_PREFIX hex
     digits, hyphens ignored), at most SHOWN_MATCHES; a problem when `typed` is not such a prefix or none matches.
     The range query is the CLI's (`replay.prefix_range`, `decisions.decision_ids_between`)."""
-    digits = typed.strip().lower().replace("-", "")
     try:
-        if len(digits) < MIN_ID_PREFIX:
-            raise MandateError(typed)
-        low, high = prefix_range(typed)
+        low, high = shared_prefix_range(typed)
     except MandateError:
         problems.add("id", f"{typed[:64]!r} is not a decision id: type its first {MIN_ID_PREFIX} or more hex digits")
         return []
