@@ -1,5 +1,6 @@
 """The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results;
-bench/approvals.py, bench/ui.py and bench/batch.py, which `bench all` does not run, run alone with `--quick`.
+bench/approvals.py, bench/ui.py, bench/batch.py and bench/openloop.py, which `bench all` does not run, run alone
+with `--quick`.
 
 Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
 the current code, store what they load, and produce the report.
@@ -81,3 +82,15 @@ def test_the_batch_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: Path
     results = json.loads(out.read_text())  # its target may be missed here: nothing about speed is asserted
     assert results["ok"] and results["stored_counted_in_sql"] == results["answered_201"] > 0, results
     assert all(not run["bad"] for runs in results["rounds"].values() for run in runs)
+
+
+@pytest.mark.slow
+def test_the_openloop_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: Path) -> None:
+    out = tmp_path / "openloop.json"
+    done = quick(tmp_path, "bench.openloop", out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())  # its bars may be missed here: nothing about speed is asserted
+    stored = results["decision_events"]
+    assert results["ok"] and stored["counted_in_sql"] == stored["answered_201"] > 0 and not stored["unanswered"]
+    assert all(c["stored"]["ok"] and not c["errors"] and c["answered_201"] > 0 for c in results["cells"])
+    assert {c["client"] for c in results["ceiling"]} >= {"raw asyncio streams on uvloop"}
