@@ -13,26 +13,33 @@ agent sees only its own).
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
-from mandate.client import _wire
+from mandate.client import _ops
 from mandate.client._approval import Approval, ApprovalState
-from mandate.client._exceptions import ApprovalConflict, MandateUnavailable
 
 if TYPE_CHECKING:
     from mandate.client._async_client import AsyncMandateClient
     from mandate.client._client import MandateClient
 
+T = TypeVar("T")
 
+
+@_ops.methods
 class Approvals:
     """The approval requests, through a `MandateClient` (its URL, token, timeouts and retries)."""
 
     def __init__(self, client: MandateClient) -> None:
         self._client = client
+
+    @property
+    def _session(self) -> MandateClient:
+        return self._client
+
+    def _run(self, op: _ops.Op[T]) -> T:
+        return self._client._run(op)
 
     def list(
         self,
@@ -45,69 +52,31 @@ class Approvals:
         """Every request in `state` of the token's domains (or of `domain`), oldest first — the queue's order —
         fetched page by page as the iterator advances. `organization_id` defaults to the client's, else the
         token's."""
-        organization_id = organization_id or self._client.organization_id
-        cursor: str | None = None
-        while True:
-            params = _wire.approval_params(state, domain, organization_id, page_size, cursor)
-            items, cursor = _wire.approval_page(self._client._request("GET", "/api/approvals", params=params))
-            yield from items
-            if not cursor:
-                return
+        pages = _ops.approval_pages(self._client, state, domain, organization_id, page_size)
+        while (page := pages.next()) is not None:
+            yield from self._run(page)
 
-    def get(self, approval_id: UUID | str) -> Approval:
-        """One request with its state now, its requirements and who satisfied them, its binding and its events."""
-        return _wire.approval(self._client._request("GET", _wire.approval_path(approval_id)))
-
-    def wait(self, approval_id: UUID | str, *, timeout: float = _wire.DEFAULT_WAIT_TIMEOUT_S) -> Approval:
-        """The request once it is no longer pending, or as it is when `timeout` seconds have passed (then still
-        pending: check `.pending`). Long-polls, so the answer comes as soon as an approver acts. Mandate unreachable
-        meanwhile is asked again until the timeout; `MandateUnavailable` only if it never answered."""
-        _wire.check_timeout(timeout, "timeout")
-        waiting = _wire.Waiting(_wire.Deadline.after(timeout), self._client._retry)
-        while True:
-            try:
-                if waiting.answered(self._poll(approval_id, waiting.deadline.poll())):
-                    return waiting.result()
-            except MandateUnavailable as exc:
-                pause = waiting.unreachable(exc)
-                if pause is None:
-                    return waiting.result()
-                time.sleep(pause)
-
-    def _poll(self, approval_id: UUID | str, wait: float) -> Approval:
-        timeout = _wire.long_poll_timeout(self._client._http.timeout, wait)
-        params = {"wait": str(wait)}
-        return _wire.approval(
-            self._client._request("GET", _wire.approval_path(approval_id), params=params, timeout=timeout)
-        )
-
-    def approve(
-        self, approval_id: UUID | str, *, requirement: str | None = None, reason: str | None = None
-    ) -> Approval:
-        """Satisfy one requirement (name it when the request has several); the request is `approved` once every
-        requirement is, each by a different approver. Returns the request now."""
-        return self._resolve(approval_id, "approve", _wire.resolution_body(requirement, reason))
-
-    def reject(self, approval_id: UUID | str, *, reason: str | None = None) -> Approval:
-        """Reject a pending request: the agent must not proceed, and a resume with it is refused."""
-        return self._resolve(approval_id, "reject", _wire.resolution_body(reason=reason))
-
-    def withdraw(self, approval_id: UUID | str, *, reason: str | None = None) -> Approval:
-        """Withdraw a request the agent no longer needs (pending, or approved and not yet used)."""
-        return self._resolve(approval_id, "withdraw", _wire.resolution_body(reason=reason))
-
-    def _resolve(self, approval_id: UUID | str, action: str, body: dict[str, Any]) -> Approval:
-        path = _wire.approval_path(approval_id, action)
-        answer = self._client._request("POST", path, json=body, idempotent=False, conflict=ApprovalConflict)
-        return _wire.approval(answer)
+    get = _ops.sync(_ops.get_approval)
+    wait = _ops.sync(_ops.wait_approval)
+    approve = _ops.sync(_ops.approve)
+    reject = _ops.sync(_ops.reject)
+    withdraw = _ops.sync(_ops.withdraw)
 
 
+@_ops.methods
 class AsyncApprovals:
     """The approval requests, through an `AsyncMandateClient`: the methods of `Approvals`, awaited; `list` is an
     async iterator."""
 
     def __init__(self, client: AsyncMandateClient) -> None:
         self._client = client
+
+    @property
+    def _session(self) -> AsyncMandateClient:
+        return self._client
+
+    async def _run(self, op: _ops.Op[T]) -> T:
+        return await self._client._run(op)
 
     async def list(
         self,
@@ -118,57 +87,26 @@ class AsyncApprovals:
         page_size: int = 50,
     ) -> AsyncIterator[Approval]:
         """Every request in `state` of the token's domains (or of `domain`), oldest first, page by page."""
-        organization_id = organization_id or self._client.organization_id
-        cursor: str | None = None
-        while True:
-            params = _wire.approval_params(state, domain, organization_id, page_size, cursor)
-            items, cursor = _wire.approval_page(await self._client._request("GET", "/api/approvals", params=params))
-            for item in items:
+        pages = _ops.approval_pages(self._client, state, domain, organization_id, page_size)
+        while (page := pages.next()) is not None:
+            for item in await self._run(page):
                 yield item
-            if not cursor:
-                return
 
-    async def get(self, approval_id: UUID | str) -> Approval:
-        """One request with its state now, its requirements and who satisfied them, its binding and its events."""
-        return _wire.approval(await self._client._request("GET", _wire.approval_path(approval_id)))
-
-    async def wait(self, approval_id: UUID | str, *, timeout: float = _wire.DEFAULT_WAIT_TIMEOUT_S) -> Approval:
+    get = _ops.asynchronous(
+        _ops.get_approval,
+        "One request with its state now, its requirements and who satisfied them, its binding and its events.",
+    )
+    wait = _ops.asynchronous(
+        _ops.wait_approval,
         """The request once it is no longer pending, or as it is when `timeout` seconds have passed (see
-        `Approvals.wait`)."""
-        _wire.check_timeout(timeout, "timeout")
-        waiting = _wire.Waiting(_wire.Deadline.after(timeout), self._client._retry)
-        while True:
-            try:
-                if waiting.answered(await self._poll(approval_id, waiting.deadline.poll())):
-                    return waiting.result()
-            except MandateUnavailable as exc:
-                pause = waiting.unreachable(exc)
-                if pause is None:
-                    return waiting.result()
-                await asyncio.sleep(pause)
-
-    async def _poll(self, approval_id: UUID | str, wait: float) -> Approval:
-        timeout = _wire.long_poll_timeout(self._client._http.timeout, wait)
-        params = {"wait": str(wait)}
-        return _wire.approval(
-            await self._client._request("GET", _wire.approval_path(approval_id), params=params, timeout=timeout)
-        )
-
-    async def approve(
-        self, approval_id: UUID | str, *, requirement: str | None = None, reason: str | None = None
-    ) -> Approval:
-        """Satisfy one requirement (name it when the request has several). Returns the request now."""
-        return await self._resolve(approval_id, "approve", _wire.resolution_body(requirement, reason))
-
-    async def reject(self, approval_id: UUID | str, *, reason: str | None = None) -> Approval:
-        """Reject a pending request: the agent must not proceed, and a resume with it is refused."""
-        return await self._resolve(approval_id, "reject", _wire.resolution_body(reason=reason))
-
-    async def withdraw(self, approval_id: UUID | str, *, reason: str | None = None) -> Approval:
-        """Withdraw a request the agent no longer needs (pending, or approved and not yet used)."""
-        return await self._resolve(approval_id, "withdraw", _wire.resolution_body(reason=reason))
-
-    async def _resolve(self, approval_id: UUID | str, action: str, body: dict[str, Any]) -> Approval:
-        path = _wire.approval_path(approval_id, action)
-        answer = await self._client._request("POST", path, json=body, idempotent=False, conflict=ApprovalConflict)
-        return _wire.approval(answer)
+        `Approvals.wait`).""",
+    )
+    approve = _ops.asynchronous(
+        _ops.approve, "Satisfy one requirement (name it when the request has several). Returns the request now."
+    )
+    reject = _ops.asynchronous(
+        _ops.reject, "Reject a pending request: the agent must not proceed, and a resume with it is refused."
+    )
+    withdraw = _ops.asynchronous(
+        _ops.withdraw, "Withdraw a request the agent no longer needs (pending, or approved and not yet used)."
+    )

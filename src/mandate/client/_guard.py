@@ -32,6 +32,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from uuid import UUID
 
+from mandate.client import _ops
 from mandate.client._exceptions import Blocked, MandateError, Paused
 from mandate.client._verdict import Verdict
 
@@ -109,16 +110,29 @@ def _check_on_pause(on_pause: OnPause) -> None:
         raise ValueError(f"on_pause must be 'raise', 'proceed' or a function of the verdict (got {on_pause!r})")
 
 
-class Guard:
-    """A guard of `MandateClient` (see the module docstring). `verdict` is the latest verdict it received.
+class _Guard:
+    """What a sync and an async guard share: the question, the policy, and the two operations of each use
+    (ask and refuse, report), written once."""
 
-    As a decorator it may be called from many threads at once; as a context manager, each thread's `with` blocks
-    are tracked separately."""
-
-    def __init__(self, client: MandateClient, *, on_pause: OnPause, report: bool, **ask: Any) -> None:
+    def __init__(
+        self,
+        client: _ops.Session,
+        intent: str,
+        stage: str,
+        *,
+        context: ContextArg,
+        scope: Mapping[str, Any],
+        target: TargetArg,
+        actor: str,
+        unstructured_context: TextArg = None,
+        organization_id: str | UUID | None = None,
+        domain: str | None = None,
+        on_pause: OnPause = "raise",
+        report: bool = True,
+    ) -> None:
         _check_on_pause(on_pause)
         self._client = client
-        self._ask = _Ask(**ask)
+        self._ask = _Ask(intent, stage, context, scope, target, actor, unstructured_context, organization_id, domain)
         self._on_pause = on_pause
         self._report = report
         self._local = threading.local()
@@ -132,112 +146,98 @@ class Guard:
         stack: list[Verdict] = self._local.open
         return stack
 
-    def _before(self, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None) -> Verdict:
-        verdict = self._client.decide(self._ask.intent, self._ask.stage, **self._ask.arguments(args, kwargs))
+    def _before(self, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None) -> _ops.Op[Verdict]:
+        arguments = self._ask.arguments(args, kwargs)
+        verdict = yield from _ops.decide(self._client, self._ask.intent, self._ask.stage, **arguments)
         self.verdict = verdict
         refusal = _refusal(verdict, self._on_pause)
         if refusal is not None:
-            self._tell(verdict, "refused", False, {"verdict": verdict.verdict})
+            yield from self._tell(verdict, "refused", False, {"verdict": verdict.verdict})
             raise refusal
         return verdict
 
-    def _tell(self, verdict: Verdict, outcome: str, success: bool, details: dict[str, Any]) -> None:
+    def _tell(self, verdict: Verdict, outcome: str, success: bool, details: dict[str, Any]) -> _ops.Op[None]:
         if not self._report:
             return
         try:
-            self._client.report_outcome(
-                verdict.decision_id, outcome, success=success, stage=verdict.stage, details=details
+            yield from _ops.report_outcome(
+                self._client, verdict.decision_id, outcome, success=success, stage=verdict.stage, details=details
             )
         except MandateError as exc:
             log.warning("could not report outcome %r of decision %s: %s", outcome, verdict.decision_id, exc)
 
+
+class Guard(_Guard):
+    """A guard of `MandateClient` (see the module docstring). `verdict` is the latest verdict it received.
+
+    As a decorator it may be called from many threads at once; as a context manager, each thread's `with` blocks
+    are tracked separately."""
+
+    _client: MandateClient
+
     def __enter__(self) -> Verdict:
         self._ask.check_static()
-        verdict = self._before()
+        verdict = self._client._run(self._before())
         self._open.append(verdict)
         return verdict
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._tell(self._open.pop(), *_outcome(exc_type))
+        self._client._run(self._tell(self._open.pop(), *_outcome(exc_type)))
 
     def __call__(self, tool: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(tool):
             raise TypeError(f"{tool.__qualname__} is a coroutine function: guard it with AsyncMandateClient.guard")
+        run = self._client._run
 
         @functools.wraps(tool)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            verdict = self._before(args, kwargs)
+            verdict = run(self._before(args, kwargs))
             try:
                 result = tool(*args, **kwargs)
             except BaseException as exc:
-                self._tell(verdict, *_outcome(type(exc)))
+                run(self._tell(verdict, *_outcome(type(exc))))
                 raise
-            self._tell(verdict, *_outcome(None))
+            run(self._tell(verdict, *_outcome(None)))
             return result
 
         return guarded
 
 
-class AsyncGuard:
+class AsyncGuard(_Guard):
     """A guard of `AsyncMandateClient`: `async with` and decorator of coroutine functions. As a decorator it may run
     in many tasks at once; as a context manager, create one per `async with` (`async with mandate.guard(…)`)."""
 
-    def __init__(self, client: AsyncMandateClient, *, on_pause: OnPause, report: bool, **ask: Any) -> None:
-        _check_on_pause(on_pause)
-        self._client = client
-        self._ask = _Ask(**ask)
-        self._on_pause = on_pause
-        self._report = report
-        self._open: list[Verdict] = []
-        self.verdict: Verdict | None = None
-
-    async def _before(self, args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] | None = None) -> Verdict:
-        verdict = await self._client.decide(self._ask.intent, self._ask.stage, **self._ask.arguments(args, kwargs))
-        self.verdict = verdict
-        refusal = _refusal(verdict, self._on_pause)
-        if refusal is not None:
-            await self._tell(verdict, "refused", False, {"verdict": verdict.verdict})
-            raise refusal
-        return verdict
-
-    async def _tell(self, verdict: Verdict, outcome: str, success: bool, details: dict[str, Any]) -> None:
-        if not self._report:
-            return
-        try:
-            await self._client.report_outcome(
-                verdict.decision_id, outcome, success=success, stage=verdict.stage, details=details
-            )
-        except MandateError as exc:
-            log.warning("could not report outcome %r of decision %s: %s", outcome, verdict.decision_id, exc)
+    _client: AsyncMandateClient
 
     async def __aenter__(self) -> Verdict:
         self._ask.check_static()
-        verdict = await self._before()
+        verdict = await self._client._run(self._before())
         self._open.append(verdict)
         return verdict
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._tell(self._open.pop(), *_outcome(exc_type))
+        await self._client._run(self._tell(self._open.pop(), *_outcome(exc_type)))
 
     def __call__(self, tool: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         if not inspect.iscoroutinefunction(tool):
             raise TypeError(
                 f"{getattr(tool, '__qualname__', tool)} is not a coroutine function: use MandateClient.guard"
             )
+        run = self._client._run
 
         @functools.wraps(tool)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            verdict = await self._before(args, kwargs)
+            verdict = await run(self._before(args, kwargs))
             try:
                 result = await tool(*args, **kwargs)
             except BaseException as exc:
-                await self._tell(verdict, *_outcome(type(exc)))
+                await run(self._tell(verdict, *_outcome(type(exc))))
                 raise
-            await self._tell(verdict, *_outcome(None))
+            await run(self._tell(verdict, *_outcome(None)))
             return result
 
         return guarded
