@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any, TypeVar
-from uuid import UUID
 
 import httpx
 
-from mandate.client import _ops, _trace, _wire
+from mandate.client import _ops, _trace
 from mandate.client._approvals import AsyncApprovals
+from mandate.client._base import ClientBase
 from mandate.client._guard import AsyncGuard
 
 JSON = dict[str, Any]
@@ -20,36 +20,19 @@ T = TypeVar("T")
 
 
 @_ops.methods
-class AsyncMandateClient:
+class AsyncMandateClient(ClientBase[httpx.AsyncBaseTransport]):
     """The asynchronous twin of `MandateClient`: the same arguments, methods and errors, awaited.
 
     async with AsyncMandateClient("http://127.0.0.1:3000", organization_id=ORG, domain="finance") as mandate:
         verdict = await mandate.decide("database.drop_table", "pre_commit", ...)
     """
 
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:3000",
-        *,
-        organization_id: str | UUID | None = None,
-        domain: str | None = None,
-        token: str | None = None,
-        timeout: float | httpx.Timeout = _wire.DEFAULT_TIMEOUT_S,
-        retries: int = 2,
-        backoff: float = 0.25,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        config = _wire.settings(base_url, organization_id, domain, retries, backoff)
-        self.base_url, self.organization_id, self.domain = config.base_url, config.organization_id, config.domain
-        self._retry = config.retry
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=_wire.headers(token),
-            timeout=timeout,
-            transport=transport,
-            event_hooks={"request": [_trace.ainject]},
-        )
-        self._timeout = self._http.timeout
+    _http: httpx.AsyncClient
+
+    def _open(self, **options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options, event_hooks={"request": [_trace.ainject]})
+
+    def _attach(self) -> None:
         self.approvals = AsyncApprovals(self)
         """The approval requests of PAUSEs: list, get, wait, approve, reject, withdraw."""
 

@@ -6,12 +6,12 @@ import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any, TypeVar
-from uuid import UUID
 
 import httpx
 
-from mandate.client import _ops, _trace, _wire
+from mandate.client import _ops, _trace
 from mandate.client._approvals import Approvals
+from mandate.client._base import ClientBase
 from mandate.client._guard import Guard
 
 JSON = dict[str, Any]
@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 
 @_ops.methods
-class MandateClient:
+class MandateClient(ClientBase[httpx.BaseTransport]):
     """A thin client of a Mandate server, shareable between threads. It sends decisions and reads what Mandate
     stored; it holds no governance logic.
 
@@ -33,29 +33,12 @@ class MandateClient:
     retried (connection errors, timeouts, 503) with exponential backoff from `backoff` seconds, with jitter.
     """
 
-    def __init__(
-        self,
-        base_url: str = "http://127.0.0.1:3000",
-        *,
-        organization_id: str | UUID | None = None,
-        domain: str | None = None,
-        token: str | None = None,
-        timeout: float | httpx.Timeout = _wire.DEFAULT_TIMEOUT_S,
-        retries: int = 2,
-        backoff: float = 0.25,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        config = _wire.settings(base_url, organization_id, domain, retries, backoff)
-        self.base_url, self.organization_id, self.domain = config.base_url, config.organization_id, config.domain
-        self._retry = config.retry
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=_wire.headers(token),
-            timeout=timeout,
-            transport=transport,
-            event_hooks={"request": [_trace.inject]},
-        )
-        self._timeout = self._http.timeout
+    _http: httpx.Client
+
+    def _open(self, **options: Any) -> httpx.Client:
+        return httpx.Client(**options, event_hooks={"request": [_trace.inject]})
+
+    def _attach(self) -> None:
         self.approvals = Approvals(self)
         """The approval requests of PAUSEs: list, get, wait, approve, reject, withdraw."""
 
