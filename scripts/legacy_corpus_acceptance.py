@@ -170,7 +170,7 @@ def wait_gone(url: str) -> None:
 def served(url: str) -> bool:
     port = 39000 + os.getpid() % 1000
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mandate", "serve", "--port", str(port)],
+        [sys.executable, "-m", "mandate", "serve", "--port", str(port), "--insecure-no-auth"],  # loopback
         env={**os.environ, "DATABASE_URL": url},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
