@@ -195,14 +195,14 @@ async def list_decisions(
     before `before` (newer rows: the previous page, read backwards on the same index and turned round).
 
     The start of an actor or target shared by many decisions is found faster by walking them newest first than
-    through its index (which would gather and sort every match): more than COMMON_PREFIX matches, and the list
-    walks."""
+    through its index (which would gather and sort every match): when the planner expects more than COMMON_PREFIX
+    matches, the list walks."""
     walk = False
     if f.partial and (f.actor is not None or f.target is not None):
         own = DecisionFilter(
             **{**f.__dict__, "verdict": None, "policy_id": None, "scope_id": None, "owning_team": None}
         )
-        walk = await count_at_most(conn, own, COMMON_PREFIX + 1) > COMMON_PREFIX
+        walk = await estimated_rows(conn, own) > COMMON_PREFIX
     clauses, params = filter_clauses(f, table="d", prefix_index=not walk)
     order = sql.SQL('d."timestamp" DESC, d.decision_id DESC, d.stage DESC')
     if cursor is not None:
@@ -239,6 +239,18 @@ async def verdict_counts(conn: AsyncConnection[dict[str, Any]], f: DecisionFilte
     ).format(verdict=VERDICT_OF_DECISION, where=where(clauses))
     rows = await (await conn.execute(query, params)).fetchall()
     return {r["verdict"]: r["n"] for r in rows}
+
+
+async def estimated_rows(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter) -> float:
+    """How many decision stages the planner expects to match the filter's own columns (its statistics, the prefix
+    indexes' included): an estimate in a millisecond, where counting a common prefix would read every match."""
+    clauses, params = filter_clauses(f, table="d")
+    query = sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM mandate.decision_events d {where}").format(
+        where=where(clauses)
+    )
+    row = await (await conn.execute(query, params)).fetchone()
+    plan = row["QUERY PLAN"] if row else None
+    return float(plan[0]["Plan"]["Plan Rows"]) if plan else 0.0
 
 
 async def count_at_most(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, limit: int) -> int:
