@@ -859,8 +859,9 @@ class _Recording:
 
     async def execute(self, query: Any, params: Any = None) -> _Recording:
         self.last = query.as_string() if isinstance(query, sql.Composable) else str(query)
-        settings = "set_config(" in self.last or self.last.lstrip().upper().startswith("SET ")
-        if not settings:  # the UI's statement timeout, time zone and snapshot are not queries to explain
+        head = self.last.lstrip().upper()
+        settings = "set_config(" in self.last or head.startswith(("SET ", "EXPLAIN "))
+        if not settings:  # the UI's statement timeout, time zone, snapshot and plan estimates are not queries
             self.calls.append((query, params))
         return self
 
