@@ -242,6 +242,13 @@ def main() -> int:
         check(bool(smoke.get("passed")) and len(smoke.get("tests") or []) == 4, "smoke 4/4")
         est, actual = report["estimate"]["migration_s"], report["actual"]["migration_s"]
         print(f"     estimate {est:.1f} s, measured migration transaction {actual:.1f} s", flush=True)
+        phases = {str(p["number"]): p["duration_s"] for p in report["phases"]}
+        print(
+            "     008 phases, estimate/measured (s): "
+            + ", ".join(f"{n} {e:.2f}/{phases.get(n, 0):.2f}" for n, e in report["estimate"]["phases"].items()),
+            flush=True,
+        )
+        print("     steps (s): " + ", ".join(f"{s['name']} {s['duration_s']:.2f}" for s in report["steps"]), flush=True)
         check(
             abs(est - actual) <= 0.3 * actual, f"estimate within ±30 % of the measured time ({est / actual - 1:+.0%})"
         )
