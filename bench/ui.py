@@ -289,9 +289,10 @@ def _inserts(per: dict[str, int]) -> list[tuple[str, sql.Composed]]:
             sql.SQL("""
         INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
                                              created_at, organization_id, domain, spec_id, spec_version,
-                                             request_hash, token_id)
+                                             request_hash, token_id, verdict)
         SELECT decision_id, intent, stage::mandate.stage, actor, row_target, row_context, scope, ts,
-               ts + interval '2 ms', %(organization_id)s, domain, spec_id, spec_version, request_hash, NULL
+               ts + interval '2 ms', %(organization_id)s, domain, spec_id, spec_version, request_hash, NULL,
+               verdict::mandate.verdict
         FROM ({rows}) r""").format(rows=rows),
         ),
         (

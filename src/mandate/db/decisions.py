@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -203,19 +203,19 @@ async def list_decisions(
             **{**f.__dict__, "verdict": None, "policy_id": None, "scope_id": None, "owning_team": None}
         )
         walk = await estimated_rows(conn, own) > COMMON_PREFIX
-    clauses, params = filter_clauses(f, table="d", prefix_index=not walk)
-    order = sql.SQL('d."timestamp" DESC, d.decision_id DESC, d.stage DESC')
+    clauses, params = filter_clauses(replace(f, verdict=None), table="d", prefix_index=not walk)
+    direction = "DESC"
     if cursor is not None:
         clauses.append(sql.SQL('(d."timestamp", d.decision_id, d.stage) < (%s, %s, %s::mandate.stage)'))
         params += [cursor.timestamp, cursor.key, cursor.stage]
     elif before is not None:
         clauses.append(sql.SQL('(d."timestamp", d.decision_id, d.stage) > (%s, %s, %s::mandate.stage)'))
         params += [before.timestamp, before.key, before.stage]
-        order = sql.SQL('d."timestamp", d.decision_id, d.stage')
-    query = sql.SQL(
-        """SELECT {columns} FROM mandate.decision_events d {verdict} {where} ORDER BY {order} LIMIT %s"""
-    ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=where(clauses), order=order)
-    rows = await (await conn.execute(query, [*params, limit + 1])).fetchall()
+        direction = "ASC"
+    query, params = _listing(clauses, params, f.verdict, direction, limit + 1)
+    rows = await (await conn.execute(query, params)).fetchall()
+    for row in rows:
+        row.pop("stage_key", None)  # the merged ranges' order (the enum's, not the text's)
     more = len(rows) > limit
     rows = rows[:limit]
 
@@ -230,6 +230,36 @@ async def list_decisions(
     return Page(rows, next_cursor, previous)
 
 
+def _listing(
+    clauses: list[sql.Composable], params: list[Any], verdict: str | None, direction: str, limit: int
+) -> tuple[sql.Composed, list[Any]]:
+    """The query of a page of decision stages in the list's order (`direction` DESC: newest first).
+
+    With a verdict, the candidates come from two ordered index ranges merged (migration 014): the stages stored with
+    that verdict (idx_decision_events_verdict) and the stages stored without one (idx_decision_events_unlisted: the
+    legacy and foreign rows whose verdict the column does not hold), each kept only if the stage's verdict — its
+    latest, VERDICT_OF_DECISION — is the one asked for. The page reads about `limit` stages, however rare the verdict,
+    instead of walking the domain until it has found them."""
+    d_order = sql.SQL(f'd."timestamp" {direction}, d.decision_id {direction}, d.stage {direction}')
+    if verdict is None:
+        query = sql.SQL(
+            """SELECT {columns} FROM mandate.decision_events d {verdict} {where} ORDER BY {order} LIMIT %s"""
+        ).format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=where(clauses), order=d_order)
+        return query, [*params, limit]
+    branch = sql.SQL(
+        """(SELECT {columns}, d.stage AS stage_key FROM mandate.decision_events d {verdict} {where}
+            ORDER BY {order} LIMIT %s)"""
+    )
+    stored = [*clauses, sql.SQL("d.verdict = %s::mandate.verdict"), sql.SQL("v.verdict = %s::mandate.verdict")]
+    unlisted = [*clauses, sql.SQL("d.verdict IS NULL"), sql.SQL("v.verdict = %s::mandate.verdict")]
+    query = sql.SQL("SELECT * FROM ({a} UNION ALL {b}) s ORDER BY {order} LIMIT %s").format(
+        a=branch.format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=where(stored), order=d_order),
+        b=branch.format(columns=DECISION_COLUMNS, verdict=VERDICT_OF_DECISION, where=where(unlisted), order=d_order),
+        order=sql.SQL(f'"timestamp" {direction}, decision_id {direction}, stage_key {direction}'),
+    )
+    return query, [*params, verdict, verdict, limit, *params, verdict, limit, limit]
+
+
 async def verdict_counts(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter) -> dict[str, int]:
     """Decisions per verdict for a filter (the verdict filter itself is ignored: counts are for every verdict)."""
     clauses, params = filter_clauses(DecisionFilter(**{**f.__dict__, "verdict": None}), table="d")
@@ -238,6 +268,8 @@ async def verdict_counts(conn: AsyncConnection[dict[str, Any]], f: DecisionFilte
         "{verdict} {where} GROUP BY 1"
     ).format(verdict=VERDICT_OF_DECISION, where=where(clauses))
     rows = await (await conn.execute(query, params)).fetchall()
+    for row in rows:
+        row.pop("stage_key", None)  # the merged ranges' order (the enum's, not the text's)
     return {r["verdict"]: r["n"] for r in rows}
 
 

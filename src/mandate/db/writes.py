@@ -25,10 +25,11 @@ def compact(statement: str) -> str:
 _WRITE_DECISION = """
 WITH ins_d AS (
     INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
-                                         organization_id, domain, spec_id, spec_version, request_hash, token_id)
+                                         organization_id, domain, spec_id, spec_version, request_hash, token_id,
+                                         verdict)
     VALUES (%(decision_id)s, %(intent)s, %(stage)s::mandate.stage, %(actor)s, %(target)s, %(context)s, %(scope)s,
             %(timestamp)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s, %(request_hash)s,
-            %(token_id)s)
+            %(token_id)s, %(verdict)s::mandate.verdict)
     ON CONFLICT (decision_id, stage) DO NOTHING
     RETURNING decision_id, stage
 ), ins_v AS (
