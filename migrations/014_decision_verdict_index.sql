@@ -28,6 +28,9 @@ COMMENT ON COLUMN mandate.decision_events.verdict IS
     'The verdict stored with this stage (written with it, never changed); NULL when stored without one. For lists '
     'by verdict; the verdict of a stage is its latest verdict_events row.';
 
+-- When 008 runs in the same transaction (the runbook), these tables were just rebuilt and have no statistics yet:
+-- without them the planner pairs verdicts and stages by nested loops, quadratic in the rows.
+ANALYZE mandate.decision_events, mandate.verdict_events;
 ALTER TABLE mandate.decision_events DISABLE TRIGGER prevent_decision_events_mutation;
 UPDATE mandate.decision_events d
 SET verdict = v.verdict
