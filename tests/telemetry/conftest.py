@@ -5,13 +5,10 @@ from __future__ import annotations
 import gzip
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import httpx
-import psycopg
 import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
@@ -22,32 +19,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from mandate.apply import apply_bundle
-from mandate.governance.bundle import load_demo_bundle
-from tests.web.conftest import LiveServer, bearer, issue_token, start_server
+from tests.web.conftest import serving
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 
 
-@contextmanager
-def serving(db_url: str, **app_options: Any) -> Iterator[LiveServer]:
-    """A live server on a database with the demo governance; stopped (lifespan shutdown included) on exit."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        apply_bundle(conn, load_demo_bundle())
-    server, thread, url = start_server(db_url, **app_options)
-    token = issue_token(db_url, organization_id=ORG)
-    try:
-        with httpx.Client(base_url=url, timeout=10, headers=bearer(token)) as client:
-            yield LiveServer(url, db_url, client, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-        assert not thread.is_alive(), "the server did not stop"
-
-
 @pytest.fixture
 def serve(db_url: str) -> Callable[..., Any]:
-    return lambda **options: serving(db_url, **options)
+    """A live server with the demo governance (tests.web.conftest.serving), started with the given app options."""
+    return lambda **options: serving(db_url, organization_id=ORG, **options)
 
 
 @dataclass

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -14,8 +16,10 @@ import psycopg
 import pytest
 import uvicorn
 
+from mandate.apply import apply_bundle
 from mandate.db import tokens as tq
 from mandate.demo.scenarios import ORGANIZATION_ID
+from mandate.governance.bundle import load_demo_bundle
 from mandate.tokens import Role, digest, new_secret
 from mandate.web.app import create_app
 
@@ -77,13 +81,32 @@ def start_server(database_url: str, **app_options: object) -> tuple[uvicorn.Serv
     return server, thread, f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
-def live(db_url: str) -> Iterator[LiveServer]:
-    server, thread, url = start_server(db_url)
-    token = issue_token(db_url)
+@contextmanager
+def serving(
+    db_url: str,
+    *,
+    governance: bool = True,
+    organization_id: str = ORGANIZATION_ID,
+    timeout: float = 10,
+    **app_options: Any,
+) -> Iterator[LiveServer]:
+    """A live server on `db_url` (with the demo's governance applied first unless `governance` is False) and a client
+    holding an admin token of `organization_id`; stopped (lifespan shutdown included) on exit."""
+    if governance:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            apply_bundle(conn, load_demo_bundle())
+    server, thread, url = start_server(db_url, **app_options)
+    token = issue_token(db_url, organization_id=organization_id)
     try:
-        with httpx.Client(base_url=url, timeout=10, headers=bearer(token)) as client:
+        with httpx.Client(base_url=url, timeout=timeout, headers=bearer(token)) as client:
             yield LiveServer(url, db_url, client, token)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        assert not thread.is_alive(), "the server did not stop"
+
+
+@pytest.fixture
+def live(db_url: str) -> Iterator[LiveServer]:
+    with serving(db_url, governance=False) as server:
+        yield server

@@ -15,7 +15,7 @@ import pytest
 from mandate.apply import apply_bundle
 from mandate.governance.bundle import load_demo_bundle
 from tests.helpers import scalar
-from tests.web.conftest import LiveServer, bearer, issue_token, start_server
+from tests.web.conftest import LiveServer, bearer, issue_token, serving, start_server
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 
@@ -80,16 +80,8 @@ OBSERVED = [
 
 @pytest.fixture
 def api(db_url: str) -> Iterator[LiveServer]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        apply_bundle(conn, load_demo_bundle())
-    server, thread, url = start_server(db_url)
-    token = issue_token(db_url, organization_id=ORG)
-    try:
-        with httpx.Client(base_url=url, timeout=10, headers=bearer(token)) as client:
-            yield LiveServer(url, db_url, client, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(db_url, organization_id=ORG) as server:
+        yield server
     # Whatever a test sent, no decision stage was ever stored without its verdict and both timeline entries.
     with psycopg.connect(db_url) as conn:
         incomplete = scalar(

@@ -20,10 +20,8 @@ import httpx
 import psycopg
 import pytest
 
-from mandate.apply import apply_bundle
-from mandate.governance.bundle import load_demo_bundle
 from tests.helpers import scalar
-from tests.web.conftest import LiveServer, bearer, issue_token, start_server
+from tests.web.conftest import LiveServer, bearer, issue_token, serving
 
 ORG = "550e8400-e29b-41d4-a716-446655440000"
 EVALUATION = "/access/v1/evaluation"
@@ -33,16 +31,8 @@ DROP_SCOPE = {"service": "db-admin-tool", "environment": "production"}
 
 @pytest.fixture
 def api(db_url: str) -> Iterator[LiveServer]:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        apply_bundle(conn, load_demo_bundle())
-    server, thread, url = start_server(db_url)
-    token = issue_token(db_url, organization_id=ORG)
-    try:
-        with httpx.Client(base_url=url, timeout=10, headers=bearer(token)) as client:
-            yield LiveServer(url, db_url, client, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(db_url, organization_id=ORG) as server:
+        yield server
 
 
 def drop(risk: str, backup_first: bool, reversible: bool, **context: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from mandate.web import ui, ui_decision, ui_decisions, ui_exports, ui_governance
 from mandate.web.app import create_app
 from tests.conftest import PgServer
 from tests.e2e.seed import CM, CS, ORG, Seeded, apply_demo_governance, scratch_database, seeded_server
-from tests.web.conftest import LiveServer, bearer, issue_token, start_server
+from tests.web.conftest import LiveServer, bearer, issue_token, serving, start_server
 
 Row = dict[str, Any]
 BLOCK_POLICY = "policy-block-unbackedup-drops-v1"
@@ -152,14 +152,8 @@ def data(seeded: tuple[LiveServer, Seeded]) -> Seeded:
 @pytest.fixture
 def bare(db_url: str) -> Iterator[LiveServer]:
     """A server on a fresh database of its own (tests that add governance or decisions)."""
-    server, thread, url = start_server(db_url)
-    token = issue_token(db_url, organization_id=ORG)
-    try:
-        with httpx.Client(base_url=url, timeout=30, headers=bearer(token)) as client:
-            yield LiveServer(url, db_url, client, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(db_url, governance=False, organization_id=ORG, timeout=30) as server:
+        yield server
 
 
 # -- every page --------------------------------------------------------------------------------------------------

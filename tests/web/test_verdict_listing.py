@@ -12,15 +12,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from mandate.apply import apply_bundle
 from mandate.db import decisions as q
-from mandate.governance.bundle import load_demo_bundle
-from tests.web.conftest import LiveServer, bearer, issue_token, start_server
+from tests.web.conftest import LiveServer, serving
 from tests.web.test_api import ORG
 from tests.web.test_rollups import CM, T0, _decisions, _store
 
@@ -31,16 +28,8 @@ VERDICTS = ("ALLOW", "OBSERVE", "BLOCK", "PAUSE")
 def served(db_url: str) -> Iterator[LiveServer]:
     """The demo's governance, served (without test_api's check that every stage has its verdict and timeline: the
     legacy rows below do not)."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        apply_bundle(conn, load_demo_bundle())
-    server, thread, url = start_server(db_url)
-    token = issue_token(db_url, organization_id=ORG)
-    try:
-        with httpx.Client(base_url=url, timeout=10, headers=bearer(token)) as client:
-            yield LiveServer(url, db_url, client, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with serving(db_url, organization_id=ORG) as server:
+        yield server
 
 
 def _legacy_rows(url: str, rng: random.Random) -> dict[str, str]:
