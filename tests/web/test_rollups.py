@@ -234,10 +234,34 @@ def test_a_common_start_walks_the_decisions_newest_first_and_finds_the_same(
     _store(api, _decisions(random.Random(9), 30))
     pages = [{"domain": CM, "actor": "PAUSE-", "limit": limit} for limit in ("5", "500")]
     by_index = [listed(dom(api.client.get("/", params=p))) for p in pages]
-    monkeypatch.setattr(q, "COMMON_PREFIX", -1)  # every start is common now: the list walks
+    monkeypatch.setattr(q, "WALKED_ROW_COST", 0.0)  # walking costs nothing now: the list walks
     walked = [listed(dom(api.client.get("/", params=p))) for p in pages]
     assert walked == by_index
     assert len(by_index[0]) == 5 and len(by_index[1]) > 5
+
+
+@pytest.mark.parametrize(
+    ("matches", "scanned", "walks"),
+    [
+        (4_000, 5_000_000, False),
+        (6_000, 5_000_000, True),
+        (800, 100_000, True),
+        (700, 100_000, False),
+        (2_000_000, 5_000_000, True),
+    ],
+)
+def test_a_start_walks_when_the_walk_reads_less_than_the_prefix_index_would(
+    monkeypatch: pytest.MonkeyPatch, matches: int, scanned: int, walks: bool
+) -> None:
+    """The rule of `_walks` on the planner's two estimates, for a page of 51: the prefix index reads every match
+    (at 25 µs each on 10 M decisions), the walk about 51 × scanned / matches stages (at about 3 µs each)."""
+
+    async def estimated(conn: object, f: q.DecisionFilter) -> float:
+        return float(scanned if f.actor is None else matches)
+
+    monkeypatch.setattr(q, "estimated_rows", estimated)
+    f = q.DecisionFilter(organization_id=uuid.UUID(ORG), domain=CM, actor="agent", partial=True, verdict="BLOCK")
+    assert asyncio.run(q._walks(None, f, 51)) is walks  # type: ignore[arg-type]
 
 
 def test_the_server_folds_what_it_stores_by_itself(api: LiveServer) -> None:

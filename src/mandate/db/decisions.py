@@ -180,7 +180,21 @@ def where(clauses: list[sql.Composable]) -> sql.Composable:
     return sql.SQL("WHERE ") + sql.SQL(" AND ").join(clauses) if clauses else sql.SQL("")
 
 
-COMMON_PREFIX = 20_000
+WALKED_ROW_COST = 0.12
+"""What a list pays per decision stage it walks in time order (the domain's index, the table read in about the order
+it was written), relative to one it reads through a prefix index (each a random read of the table, all of them then
+sorted): 10 M decisions, bench/findings.md "UI pages at N decisions"."""
+
+
+async def _walks(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, limit: int) -> bool:
+    """Whether a page for the start of an actor or target is cheaper walking the decisions newest first than through
+    the prefix index. The prefix index reads every match (`m`); the walk reads about limit × scanned / m stages before
+    it has a page, `scanned` being what the filter leaves without the start: it walks when m² > cost × limit ×
+    scanned. Both counts are the planner's estimates (a millisecond each), never a count of the matches."""
+    own = DecisionFilter(**{**f.__dict__, "verdict": None, "policy_id": None, "scope_id": None, "owning_team": None})
+    matches = await estimated_rows(conn, own)
+    scanned = await estimated_rows(conn, replace(own, actor=None, target=None))
+    return matches * matches > WALKED_ROW_COST * limit * scanned
 
 
 async def list_decisions(
@@ -195,14 +209,10 @@ async def list_decisions(
     before `before` (newer rows: the previous page, read backwards on the same index and turned round).
 
     The start of an actor or target shared by many decisions is found faster by walking them newest first than
-    through its index (which would gather and sort every match): when the planner expects more than COMMON_PREFIX
-    matches, the list walks."""
+    through its index (which would gather and sort every match): `_walks` decides."""
     walk = False
     if f.partial and (f.actor is not None or f.target is not None):
-        own = DecisionFilter(
-            **{**f.__dict__, "verdict": None, "policy_id": None, "scope_id": None, "owning_team": None}
-        )
-        walk = await estimated_rows(conn, own) > COMMON_PREFIX
+        walk = await _walks(conn, f, limit + 1)
     clauses, params = filter_clauses(replace(f, verdict=None), table="d", prefix_index=not walk)
     direction = "DESC"
     if cursor is not None:
