@@ -790,6 +790,7 @@ def measure(served: Served, kinds_: list[Kind], requests: int, budget_s: float, 
                 warm += 1
             _, offset = _access_ms(served.log, offset, kind.path, warm)  # past the warm-up's lines, once written
             latencies: list[float] = []
+            asked: list[dict[str, str]] = []
             statuses: dict[str, int] = {}
             timed_out = 0
             started = time.monotonic()
@@ -798,6 +799,7 @@ def measure(served: Served, kinds_: list[Kind], requests: int, budget_s: float, 
                 t0 = time.perf_counter()
                 r = client.get(kind.path, params=params)
                 latencies.append((time.perf_counter() - t0) * 1000)
+                asked.append(params)
                 statuses[str(r.status_code)] = statuses.get(str(r.status_code), 0) + 1
                 timed_out += TIMEOUT_NOTE in r.text
             server, _ = _access_ms(served.log, offset, kind.path, len(latencies))
@@ -811,6 +813,11 @@ def measure(served: Served, kinds_: list[Kind], requests: int, budget_s: float, 
                 "aggregates_timed_out": timed_out,
                 "client_ms": client_s,
                 "server_ms": server_s,
+                # The three slowest requests (client time) and what they asked: where a tail comes from.
+                "slowest": [
+                    {"client_ms": round(ms, 1), "params": p}
+                    for ms, p in sorted(zip(latencies, asked, strict=True), key=lambda x: -x[0])[:3]
+                ],
                 "met": statuses == {"200": len(latencies)}
                 and timed_out == 0
                 and len(server) == len(latencies)
@@ -824,6 +831,9 @@ def measure(served: Served, kinds_: list[Kind], requests: int, budget_s: float, 
                 f"  {'met' if result['met'] else 'NOT met'}",
                 flush=True,
             )
+            if not result["met"]:
+                for slow in result["slowest"]:
+                    print(f"    slow: {slow['client_ms']} ms {slow['params']}", flush=True)
     return out
 
 

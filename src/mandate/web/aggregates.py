@@ -27,7 +27,10 @@ from mandate.web.ui import VERDICTS
 Conn = AsyncConnection[Row]
 
 AGGREGATE_TIMEOUT = "5s"
-CAP = 2000
+CAP = 500
+"""Counted directly, each of a search's stages costs a read of its decision and of its verdict: on a database larger
+than the memory (10 M decisions), mostly reads from disk, and the counts, chart and breakdowns take six statements.
+At 2,000 a search just under the cap took 0.5–0.7 s (bench/findings.md, "UI pages at N decisions")."""
 """Stages counted directly at most when the rollups cannot answer a filter."""
 MAX_BUCKETS = 90
 MAX_CHART_SPAN = timedelta(days=366 * 90)
