@@ -242,26 +242,30 @@ def test_a_common_start_walks_the_decisions_newest_first_and_finds_the_same(
 
 @pytest.mark.parametrize(
     ("matches", "scanned", "walks"),
-    [
-        (4_000, 5_000_000, False),
-        (6_000, 5_000_000, True),
-        (800, 100_000, True),
-        (700, 100_000, False),
-        (2_000_000, 5_000_000, True),
-    ],
+    [(4_000, 5_000_000, False), (6_000, 5_000_000, True), (800, 100_000, True), (700, 100_000, False), (9, 9, True)],
 )
 def test_a_start_walks_when_the_walk_reads_less_than_the_prefix_index_would(
     monkeypatch: pytest.MonkeyPatch, matches: int, scanned: int, walks: bool
 ) -> None:
-    """The rule of `_walks` on the planner's two estimates, for a page of 51: the prefix index reads every match
-    (at 25 µs each on 10 M decisions), the walk about 51 × scanned / matches stages (at about 3 µs each)."""
+    """The rule of `_walks`, for a page of 51: the prefix index reads every match, the walk about 51 × scanned /
+    matches stages at a tenth of the cost each; the matches are counted (never further than the bound), the stages
+    scanned estimated."""
+    bounds: list[int] = []
 
     async def estimated(conn: object, f: q.DecisionFilter) -> float:
-        return float(scanned if f.actor is None else matches)
+        assert f.actor is None  # the start itself is never estimated: the planner can be off a hundredfold
+        return float(scanned)
+
+    async def counted(conn: object, f: q.DecisionFilter, limit: int) -> int:
+        assert f.actor == "agent" and f.verdict is None
+        bounds.append(limit)
+        return min(matches, limit)
 
     monkeypatch.setattr(q, "estimated_rows", estimated)
+    monkeypatch.setattr(q, "count_at_most", counted)
     f = q.DecisionFilter(organization_id=uuid.UUID(ORG), domain=CM, actor="agent", partial=True, verdict="BLOCK")
     assert asyncio.run(q._walks(None, f, 51)) is walks  # type: ignore[arg-type]
+    assert bounds and bounds[0] <= 5_052  # √(0.1 × 51 × 5 M) + 1: the count stops there
 
 
 def test_the_server_folds_what_it_stores_by_itself(api: LiveServer) -> None:
