@@ -195,7 +195,7 @@ async def _walks(conn: AsyncConnection[dict[str, Any]], f: DecisionFilter, limit
     m > √(cost × limit × scanned): `scanned` is the planner's estimate (equality filters, which it estimates well),
     m is counted through the prefix index up to that bound (the planner's estimate of a start can be off a
     hundredfold: 251 for a start that 37,529 decisions share), so the count reads no more than the index would."""
-    own = DecisionFilter(**{**f.__dict__, "verdict": None, "policy_id": None, "scope_id": None, "owning_team": None})
+    own = replace(f, verdict=None, policy_id=None, scope_id=None, owning_team=None)
     scanned = await estimated_rows(conn, replace(own, actor=None, target=None))
     bound = math.ceil(math.sqrt(WALKED_ROW_COST * limit * scanned))
     return await count_at_most(conn, own, bound + 1) > bound
@@ -282,8 +282,6 @@ async def verdict_counts(conn: AsyncConnection[dict[str, Any]], f: DecisionFilte
         "{verdict} {where} GROUP BY 1"
     ).format(verdict=VERDICT_OF_DECISION, where=where(clauses))
     rows = await (await conn.execute(query, params)).fetchall()
-    for row in rows:
-        row.pop("stage_key", None)  # the merged ranges' order (the enum's, not the text's)
     return {r["verdict"]: r["n"] for r in rows}
 
 

@@ -28,10 +28,10 @@ Conn = AsyncConnection[Row]
 
 AGGREGATE_TIMEOUT = "5s"
 CAP = 500
-"""Counted directly, each of a search's stages costs a read of its decision and of its verdict: on a database larger
-than the memory (10 M decisions), mostly reads from disk, and the counts, chart and breakdowns take six statements.
-At 2,000 a search just under the cap took 0.5–0.7 s (bench/findings.md, "UI pages at N decisions")."""
-"""Stages counted directly at most when the rollups cannot answer a filter."""
+"""Stages counted directly at most when the rollups cannot answer a filter. Each costs a read of its decision and of
+its verdict: on a database larger than the memory (10 M decisions), mostly reads from disk, and the counts, chart
+and breakdowns take six statements. At 2,000 a search just under the cap took 0.5–0.7 s (bench/findings.md, "UI
+pages at N decisions")."""
 MAX_BUCKETS = 90
 MAX_CHART_SPAN = timedelta(days=366 * 90)
 BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "month": 2629746, "year": 31556952}
