@@ -550,3 +550,26 @@ def test_a_prefix_matches_only_decisions_the_token_may_see(api: LiveServer) -> N
         missing = client.get("/api/decisions/c0ffee11")
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json()["error"]["code"] == missing.json()["error"]["code"] == "not_found"
+
+
+def test_the_ingestion_routes_answer_without_fastapis_dependency_machinery(
+    api: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST /api/decisions and /api/decisions/batch are `web.inputs.JsonBodyRoute`s: their checks, body and
+    endpoint run directly. (The role check still applies to them: test_access.py's matrix, on every route.)"""
+    import fastapi.routing
+
+    def machinery(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("FastAPI's dependency machinery ran")
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", machinery)
+    single = api.client.post("/api/decisions", json=flat(*CRITICAL_DROP))
+    assert single.status_code == 201, single.text
+    assert single.json()["verdict"] == "BLOCK"
+    batch = api.client.post("/api/v1/decisions/batch", json={"decisions": [flat(*CRITICAL_DROP), {"intent": 5}]})
+    assert batch.status_code == 200, batch.text
+    assert [item["status"] for item in batch.json()["results"]] == [201, 422]
+    malformed = api.client.post("/api/decisions", content=b"{", headers={"content-type": "application/json"})
+    assert malformed.status_code == 400 and malformed.json()["error"]["code"] == "malformed_body"
+    # Every other route still goes through it: the replacement above is in effect.
+    assert api.client.get("/api/decisions").status_code == 500

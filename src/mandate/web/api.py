@@ -12,7 +12,7 @@ sent), and a decision or snapshot it may not see is 404 exactly like one that do
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID, uuid4
@@ -50,10 +50,11 @@ from mandate.web.errors import (
     rejection,
     validation_problems,
 )
-from mandate.web.inputs import Timestamp, bounded, check_parameters, require_json, storable
+from mandate.web.inputs import JsonBodyRoute, Timestamp, bounded, check_parameters, require_json, storable
 from mandate.web.state import ServerState
 
 router = APIRouter(dependencies=[Depends(check_parameters)])
+Endpoint = Callable[..., Coroutine[Any, Any, Response]]
 JSON_BODY = [Depends(require_json)]
 VerdictName = Literal["ALLOW", "PAUSE", "BLOCK", "OBSERVE"]
 LIST_PARAMS = frozenset(
@@ -250,8 +251,21 @@ def to_request(body: DecisionBody, received_at: datetime, token_id: UUID | None 
     )
 
 
-@router.post(DECISION_PATHS[0], tags=["decisions"], status_code=201, dependencies=JSON_BODY, **doc.decision)
-@router.post(DECISION_PATHS[1], include_in_schema=False, status_code=201, dependencies=JSON_BODY, **doc.decision)
+def post_json_body(path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register a `POST (request, body)` route answered by `JsonBodyRoute` (the ingestion routes: no dependency
+    machinery on the hot path; the OpenAPI document as for any route)."""
+
+    def register(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=["POST"], dependencies=JSON_BODY, route_class_override=JsonBodyRoute, **options
+        )
+        return endpoint
+
+    return register
+
+
+@post_json_body(DECISION_PATHS[0], tags=["decisions"], status_code=201, **doc.decision)
+@post_json_body(DECISION_PATHS[1], include_in_schema=False, status_code=201, **doc.decision)
 async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
     """Ingest a decision: resolve → validate → evaluate → store decision, verdict and timeline in one transaction.
 
@@ -297,8 +311,8 @@ class BatchBody(BaseModel):
     )
 
 
-@router.post(BATCH_PATHS[0], tags=["decisions"], status_code=200, dependencies=JSON_BODY, **doc.batch)
-@router.post(BATCH_PATHS[1], include_in_schema=False, status_code=200, dependencies=JSON_BODY, **doc.batch)
+@post_json_body(BATCH_PATHS[0], tags=["decisions"], status_code=200, **doc.batch)
+@post_json_body(BATCH_PATHS[1], include_in_schema=False, status_code=200, **doc.batch)
 async def post_decision_batch(request: Request, body: BatchBody) -> JSONResponse:
     """Ingest up to 1,000 decisions in one request, for agents and gateways that record many (`executed` stages).
 

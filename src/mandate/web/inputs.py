@@ -15,18 +15,25 @@ a query or path parameter fails `check_parameters`, a dependency of every router
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
 import re
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar, get_type_hints
 
+import fastapi.routing
 from fastapi import Request
-from pydantic import AfterValidator, BeforeValidator
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from mandate.service import Problem
 from mandate.web.errors import ApiError, printable_text
 
+BodyT = TypeVar("BodyT", bound=BaseModel)
 MAX_DEPTH = 32
 MAX_PARAMETER_BYTES = 4096
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -155,3 +162,67 @@ async def require_json(request: Request) -> None:
             f"the body must be JSON: send Content-Type: application/json (got {printable_text(kind, 64)})",
             [Problem("content-type", "unsupported", "Content-Type must be application/json")],
         )
+
+
+async def read_json_body(request: Request, model: type[BodyT]) -> BodyT:
+    """`request`'s body as `model`, failing as a FastAPI-declared body fails (the same exception handlers answer):
+    `RequestValidationError` for an empty body or one that is not JSON (400) and for one that breaks the model
+    (422, each error's location under `body`). The JSON is read by the standard library, as FastAPI does, so that
+    what a body may hold (NaN, escaped lone surrogates, which the model then refuses) is the same on every route.
+    The content type is `require_json`'s to check."""
+    raw = await request.body()
+    if not raw:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, or bytes that are no Unicode text at all
+        position = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", position), "msg": "JSON decode error", "input": {}}]
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errors = [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        raise RequestValidationError(errors, body=data) from None
+
+
+class JsonBodyRoute(fastapi.routing.APIRoute):
+    """A route whose endpoint is `(request, body: <a pydantic model>)` and whose dependencies each take only the
+    request (the app's `authorize`, `check_parameters`, `require_json`), answered without FastAPI's generic
+    dependency machinery: each dependency in order, then `read_json_body`, then the endpoint. FastAPI still reads
+    the declared signature for the OpenAPI document, which describes the route as for any other. The ingestion
+    route spent about a tenth of the server's CPU in that machinery (docs/benchmarks.md). A route that does not fit
+    (another parameter, a dependency with parameters of its own, no `require_json`) is refused when it is built;
+    tests/web/test_access.py checks every route's access rule on the served app, these included."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        if list(inspect.signature(endpoint).parameters) != ["request", "body"]:
+            raise TypeError(f"{path}: a JsonBodyRoute endpoint takes (request, body)")
+        self.body_model: type[BaseModel] = get_type_hints(endpoint)["body"]
+        super().__init__(path, endpoint, **kwargs)  # builds the handler (get_route_handler)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        # The dependant FastAPI serves this route with: with the app's and the including router's dependencies
+        # (FastAPI ≥ 0.130 passes them through a context variable while it builds the handler of an included
+        # route; earlier versions copy the route with them).
+        effective = getattr(fastapi.routing, "_effective_route_context_var", None)
+        context = None if effective is None else effective.get()
+        dependant = context.dependant if context is not None and context.original_route is self else self.dependant
+        checks = []
+        for dependency in dependant.dependencies:
+            call = dependency.call
+            if call is None or dependency.dependencies or list(inspect.signature(call).parameters) != ["request"]:
+                raise TypeError(f"{self.path}: a JsonBodyRoute dependency takes the request only ({call})")
+            checks.append(call)
+        if require_json not in checks:
+            raise TypeError(f"{self.path}: a JsonBodyRoute reads JSON: it needs the require_json dependency")
+        endpoint, model = self.endpoint, self.body_model
+
+        async def handle(request: Request) -> Response:
+            for check in checks:
+                await check(request)
+            response: Response = await endpoint(request, await read_json_body(request, model))
+            return response
+
+        return handle
