@@ -14,6 +14,9 @@ measured gain before anyone edits src/ (or, once made, its gain is still shown s
 - `no-group-commit`: every decision written in its own transaction (`create_app(..., group_commit=False)`) instead
   of the decisions waiting at the same moment sharing one (mandate.group_commit).
 - `1-worker`: one server process instead of one per core (`mandate serve --workers 1`, the command's default).
+- `fastapi-body`: the ingestion routes served by FastAPI's own request handler (its dependency machinery, the body
+  declared and validated as a parameter) instead of `web.inputs.JsonBodyRoute`, which runs their checks, body and
+  endpoint directly.
 - `granian`: the same app served by granian (a Rust HTTP server, ASGI interface, installed for the run into a
   separate directory) instead of uvicorn, with as many worker processes.
 
@@ -37,6 +40,7 @@ VARIANTS = (
     "no-group-commit",
     "1-worker",
     "granian",
+    "fastapi-body",
 )
 
 
@@ -116,6 +120,13 @@ def shipped_middleware() -> str:
 
 def build(variant: str, database_url: str) -> Any:
     from starlette.middleware.base import BaseHTTPMiddleware
+
+    if variant == "fastapi-body":  # before the app is built: FastAPI builds the routes' handlers then
+        import fastapi.routing
+
+        from mandate.web.inputs import JsonBodyRoute
+
+        JsonBodyRoute.get_route_handler = fastapi.routing.APIRoute.get_route_handler  # type: ignore[method-assign]
 
     from mandate.web.app import DEFAULT_MAX_BODY, create_app
 
