@@ -45,8 +45,12 @@ PLACEHOLDER = "__DECISION_ID__"
 # -- the database and the demo decisions -------------------------------------------------------------------------
 
 
-def prepare_database(server: postgres.Server) -> tuple[str, str]:
-    """A new database at the head schema with the demo governance applied."""
+SEEDED = 2_000
+"""Decisions the ingestion benchmark's database holds before any load (`seed`)."""
+
+
+def prepare_database(server: postgres.Server, seeded: int = 0) -> tuple[str, str]:
+    """A new database at the head schema with the demo governance applied, holding `seeded` demo decisions (`seed`)."""
     from mandate.apply import apply_bundle
     from mandate.governance.bundle import load_demo_bundle
     from mandate.migrate.runner import Runner
@@ -56,7 +60,28 @@ def prepare_database(server: postgres.Server) -> tuple[str, str]:
     with psycopg.connect(url, autocommit=True) as conn:
         Runner(conn).up()
         apply_bundle(conn, load_demo_bundle())
+    if seeded:
+        seed(url, demo_bodies(), seeded)
     return name, url
+
+
+def seed(url: str, bodies: list[dict[str, Any]], count: int = SEEDED) -> None:
+    """Store `count` of `bodies` (in rotation, each with a new decision_id) by the server's own statements, then
+    ANALYZE: a database as one in service is, not an empty one. In an empty database every new connection plans
+    its foreign-key checks for empty tables — sequential scans, kept for the connection's life until an ANALYZE
+    invalidates them — so each decision costs PostgreSQL more than the last: 1.0 → 3.7 ms of CPU per decision over
+    the first 3,000 (docs/benchmarks.md, "Ingestion"), which the first load levels measured instead of the server."""
+    from mandate.db.connect import use_fast_json
+
+    write_sets = asyncio.run(_write_sets(url, bodies))
+    with psycopg.connect(url, autocommit=True) as conn:
+        use_fast_json(conn)
+        with conn.transaction():
+            for i in range(count):
+                statement, params = write_sets[i % len(write_sets)]
+                fresh = {**params, "decision_id": uuid.uuid4(), "verdict_id": uuid.uuid4()}
+                conn.execute(statement, fresh)  # type: ignore[arg-type]  # the server's own statement
+        conn.execute("ANALYZE")
 
 
 def demo_bodies() -> list[dict[str, Any]]:
@@ -293,9 +318,10 @@ def run(server: postgres.Server, quick: bool, work: Path, profile: bool = False)
         "seconds_per_level": seconds,
         "workers": WORKERS,
         "cores": os.cpu_count(),
+        "seeded_decisions": SEEDED,
         "levels": [],
     }
-    database, url = prepare_database(server)
+    database, url = prepare_database(server, seeded=SEEDED)
     try:
         bodies_file = work / "bodies.jsonl"
         bodies_file.write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in demo_bodies()))
@@ -376,7 +402,7 @@ def profile_server(served: Served, bodies_file: Path, work: Path, seconds: float
 
 def profile_only(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]:
     """Just the py-spy profile of `profile_server`, on a fresh database with the demo governance."""
-    database, url = prepare_database(server)
+    database, url = prepare_database(server, seeded=SEEDED)
     try:
         bodies_file = work / "profile-bodies.jsonl"
         bodies_file.write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in demo_bodies()))
@@ -438,7 +464,7 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
     paths = {"uvloop+httptools": str(extra), "granian": str(granian_dir)}
     seconds = 1.0 if quick else 8.0
     rounds = 1 if quick else 4
-    database, url = prepare_database(server)
+    database, url = prepare_database(server, seeded=SEEDED)
     bodies_file = work / "variant-bodies.jsonl"
     bodies_file.write_text("".join(json.dumps(b, separators=(",", ":")) + "\n" for b in demo_bodies()))
     runs: dict[str, dict[int, list[dict[str, Any]]]] = {v: {1: [], 32: []} for v in chosen}

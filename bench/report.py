@@ -303,7 +303,14 @@ def _section_ingest(r: dict[str, Any], img: dict[str, str]) -> list[str]:
     lines = ["## 1. Ingestion over HTTP", ""]
     lines.append(
         f"`mandate serve --workers {r.get('workers', 1)}` (uvicorn, one worker process per core) on the dedicated "
-        "PostgreSQL with the demo governance; `wrk` in a "
+        "PostgreSQL with the demo governance"
+        + (
+            f" and {r['seeded_decisions']:,} demo decisions stored and ANALYZEd before the server starts (a database "
+            "in service, not an empty one: bench/ingest.py `seed`)"
+            if r.get("seeded_decisions")
+            else ""
+        )
+        + "; `wrk` in a "
         "separate process on loopback POSTs the 8 demo decisions in rotation (`bench/ingest.lua`, a new "
         "decision_id each), for "
         f"{r['seconds_per_level']:.0f} s per level. Reference in the same run, on the same tables: `pgbench` "
