@@ -1,6 +1,6 @@
 """The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results;
-bench/approvals.py, bench/ui.py, bench/batch.py and bench/openloop.py, which `bench all` does not run, run alone
-with `--quick`.
+bench/approvals.py, bench/ui.py, bench/batch.py, bench/openloop.py and bench/split008.py, which `bench all` does not
+run, run alone with `--quick`.
 
 Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
 the current code, store what they load, and produce the report.
@@ -94,3 +94,15 @@ def test_the_openloop_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: P
     assert results["ok"] and stored["counted_in_sql"] == stored["answered_201"] > 0 and not stored["unanswered"]
     assert all(c["stored"]["ok"] and not c["errors"] and c["answered_201"] > 0 for c in results["cells"])
     assert {c["client"] for c in results["ceiling"]} >= {"raw asyncio streams on uvloop"}
+
+
+@pytest.mark.slow
+def test_the_split_008_experiment_runs_quick_and_builds_every_deferred_index(tmp_path: Path) -> None:
+    out = tmp_path / "split008.json"
+    done = quick(tmp_path, "bench.split008", out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    deferred = results["deferred"]
+    assert len(deferred) == 26 and not any(k in name for name in deferred for k in ("org_domain", "decision_id"))
+    assert results["split"]["all_valid"] and [b["index"] for b in results["split"]["after_commit"]] == deferred
+    assert results["as shipped"]["m008_s"] > 0 and results["split"]["m008_s"] > 0
