@@ -64,11 +64,12 @@ _PHASE_FIXED_S = 0.01  # statement overhead per phase
 _AROUND_FACTOR = 5.0
 _AROUND_FIXED_BYTES = 0.1e9
 # … and the migrations after it (009–014): 010 adds a column to the timeline, rewrites the entries whose stage their
-# decision does not have (the original server's outcome reports) and validates a new foreign key; 014 fills a new
-# column on every stored decision stage (an UPDATE that writes each row again, with an entry in each of the table's
-# indexes: by far the dearest per byte) and builds two indexes. Factors per byte of each table, fitted at 50 000 and
-# 200 000 corpus decisions (014 alone: 3.0 s and 11.0 s there).
-_CHAIN_FACTORS = {"audit_timeline_entries": 5.0, "decision_events": 48.0}
+# decision does not have (the original server's outcome reports) and validates a new foreign key; 014 rewrites
+# decision_events with a new column filled (one pass, every index rebuilt) and builds two indexes. Factors per byte
+# of each table: the timeline's fitted at 50 000 and 200 000 corpus decisions; decision_events' is 014's first
+# version's fit there (48: an UPDATE of every row, 3.0 s and 11.0 s) times what the rewrite costs against that UPDATE
+# in one run (0.40 at 300 000 decisions: 28.4 s against 71.4 s; bench/findings.md, "Migration 008", round 2).
+_CHAIN_FACTORS = {"audit_timeline_entries": 5.0, "decision_events": 20.0}
 _CHAIN_FIXED_BYTES = 0.1e9
 _DUMP_FACTOR = 7.0  # pg_dump, then a full read of the archive, per byte of the database
 
