@@ -31,6 +31,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from mandate.service import Problem
+from mandate.web.access import authorize
 from mandate.web.errors import ApiError, printable_text
 
 BodyT = TypeVar("BodyT", bound=BaseModel)
@@ -193,8 +194,9 @@ class JsonBodyRoute(fastapi.routing.APIRoute):
     dependency machinery: each dependency in order, then `read_json_body`, then the endpoint. FastAPI still reads
     the declared signature for the OpenAPI document, which describes the route as for any other. The ingestion
     route spent about a tenth of the server's CPU in that machinery (docs/benchmarks.md). A route that does not fit
-    (another parameter, a dependency with parameters of its own, no `require_json`) is refused when it is built;
-    tests/web/test_access.py checks every route's access rule on the served app, these included."""
+    (another parameter, a dependency with parameters of its own, no `require_json`) is refused when it is built,
+    and one served without `authorize` refuses every request (403); tests/web/test_access.py checks every route's
+    access rule on the served app, these included."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if list(inspect.signature(endpoint).parameters) != ["request", "body"]:
@@ -204,8 +206,9 @@ class JsonBodyRoute(fastapi.routing.APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         # The dependant FastAPI serves this route with: with the app's and the including router's dependencies
-        # (FastAPI ≥ 0.130 passes them through a context variable while it builds the handler of an included
-        # route; earlier versions copy the route with them).
+        # (recent FastAPI versions pass them through a context variable while they build the handler of an
+        # included route; earlier ones copy the route with them). Fails closed: a handler built without the app's
+        # `authorize` among them (a FastAPI that passed them some other way) refuses every request.
         effective = getattr(fastapi.routing, "_effective_route_context_var", None)
         context = None if effective is None else effective.get()
         dependant = context.dependant if context is not None and context.original_route is self else self.dependant
@@ -217,9 +220,13 @@ class JsonBodyRoute(fastapi.routing.APIRoute):
             checks.append(call)
         if require_json not in checks:
             raise TypeError(f"{self.path}: a JsonBodyRoute reads JSON: it needs the require_json dependency")
-        endpoint, model = self.endpoint, self.body_model
+        endpoint, model, authorized = self.endpoint, self.body_model, authorize in checks
 
         async def handle(request: Request) -> Response:
+            if not authorized:
+                raise ApiError(
+                    403, "forbidden", f"{self.path} was built without the app's access rule; nobody may call it"
+                )
             for check in checks:
                 await check(request)
             response: Response = await endpoint(request, await read_json_body(request, model))
