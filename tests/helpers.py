@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,23 @@ from typing import Any
 import psycopg
 
 from mandate.db import tools
+from mandate.migrate.files import MigrationFile, load
 
 REPO = Path(__file__).resolve().parents[1]
 MIGRATIONS = REPO / "migrations"
+RELEASED = Path(__file__).resolve().parent / "migrate" / "released"
+
+
+def released_chain(folder: Path, released: str) -> list[MigrationFile]:
+    """The migrations up to the version of `released` (a file of tests/migrate/released/: a migration as first
+    released, before it was edited), that one as released; copied into `folder`."""
+    folder.mkdir()
+    version = int(released[:3])
+    for f in load(MIGRATIONS):
+        if f.version < version:
+            shutil.copy(f.path, folder / f.path.name)
+    shutil.copy(RELEASED / released, folder / released)
+    return load(folder)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

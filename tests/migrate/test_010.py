@@ -4,7 +4,6 @@ stage they belong to; databases that applied 009 as first released reach the sam
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ from mandate.errors import MigrationFailed
 from mandate.migrate import baseline, catalog, runner
 from mandate.migrate.files import load
 from tests import legacy_data
-from tests.helpers import MIGRATIONS, scalar
+from tests.helpers import released_chain, scalar
 
-RELEASED_009 = Path(__file__).with_name("released") / "009_control_plane.sql"
+RELEASED_009 = "009_control_plane.sql"
 EXPECTED_HEAD = Path(__file__).with_name("expected_head_schema.json")
 
 _OUTCOMES = "SELECT count(*) FROM mandate.audit_timeline_entries WHERE intent = 'outcome' AND stage = 'executed'"
@@ -94,13 +93,7 @@ def test_every_new_timeline_entry_is_checked_against_its_decision_stage(db_url: 
 def test_a_database_that_applied_the_released_009_reaches_the_same_head(
     fresh_db: Callable[..., str], tmp_path: Path
 ) -> None:
-    released = tmp_path / "migrations"
-    released.mkdir()
-    for f in load(MIGRATIONS):
-        if f.version < 9:
-            shutil.copy(f.path, released / f.path.name)
-    shutil.copy(RELEASED_009, released / RELEASED_009.name)
-    old = load(released)
+    old = released_chain(tmp_path / "migrations", RELEASED_009)
     assert old[-1].checksum in runner.EARLIER_CHECKSUMS[9]
     url = fresh_db(empty=True)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -131,17 +124,12 @@ def test_an_unknown_checksum_of_009_is_still_reported(fresh_db: Callable[..., st
 def test_the_released_009_names_itself_and_the_offending_key_when_it_fails(
     fresh_db: Callable[..., str], tmp_path: Path
 ) -> None:
-    released = tmp_path / "migrations"
-    released.mkdir()
-    for f in load(MIGRATIONS):
-        if f.version < 9:
-            shutil.copy(f.path, released / f.path.name)
-    shutil.copy(RELEASED_009, released / RELEASED_009.name)
+    released = released_chain(tmp_path / "migrations", RELEASED_009)
     url = _legacy_with_outcome_reports(fresh_db)
     with psycopg.connect(url, autocommit=True) as conn:
         with pytest.raises(MigrationFailed) as failed:
-            runner.Runner(conn, files=load(released)).up()
-        assert runner.status(conn, load(released)).current_version == 8  # 008 committed on its own, 009 did not
+            runner.Runner(conn, files=released).up()
+        assert runner.status(conn, released).current_version == 8  # 008 committed on its own, 009 did not
     assert failed.value.label == "009_control_plane" and failed.value.sqlstate == "23503"
     assert failed.value.detail is not None and failed.value.detail.startswith("Key (decision_id, stage)=(")
     assert "executed) is not present" in failed.value.detail and f"DETAIL: {failed.value.detail}" in str(failed.value)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,10 +13,9 @@ import psycopg
 
 from mandate.migrate import catalog, runner
 from mandate.migrate.files import load
-from tests.helpers import MIGRATIONS
+from tests.helpers import MIGRATIONS, released_chain
 from tests.web.test_verdict_listing import CM, ORG, _legacy_rows
 
-RELEASED_014 = Path(__file__).with_name("released") / "014_decision_verdict_index.sql"
 EXPECTED_HEAD = Path(__file__).with_name("expected_head_schema.json")
 
 
@@ -36,13 +34,7 @@ def _verdicts(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, str | N
 def test_the_released_014_and_this_one_fill_the_same_verdicts_and_reach_the_same_head(
     fresh_db: Callable[..., str], tmp_path: Path
 ) -> None:
-    released = tmp_path / "migrations"
-    released.mkdir()
-    for f in load(MIGRATIONS):
-        if f.version < 14:
-            shutil.copy(f.path, released / f.path.name)
-    shutil.copy(RELEASED_014, released / RELEASED_014.name)
-    old = load(released)
+    old = released_chain(tmp_path / "migrations", "014_decision_verdict_index.sql")
     assert old[-1].checksum in runner.EARLIER_CHECKSUMS[14]
     assert old[-1].checksum != load(MIGRATIONS)[-1].checksum
     filled = {}
