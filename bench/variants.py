@@ -17,6 +17,8 @@ measured gain before anyone edits src/ (or, once made, its gain is still shown s
 - `fastapi-body`: the ingestion routes served by FastAPI's own request handler (its dependency machinery, the body
   declared and validated as a parameter) instead of `web.inputs.JsonBodyRoute`, which runs their checks, body and
   endpoint directly.
+- `one-statement-each`: a group-commit batch written as one statement per decision stage, pipelined (as before
+  round 2 of issue 20), instead of one multi-row statement for its plain stages (`db.writes.insert_decisions`).
 - `granian`: the same app served by granian (a Rust HTTP server, ASGI interface, installed for the run into a
   separate directory) instead of uvicorn, with as many worker processes.
 
@@ -41,6 +43,7 @@ VARIANTS = (
     "1-worker",
     "granian",
     "fastapi-body",
+    "one-statement-each",
 )
 
 
@@ -52,9 +55,14 @@ def has_fast_loop() -> bool:
 
 
 def chosen() -> list[str]:
-    """The variants that make sense for this install: the loop/parser swap goes the other way from what is shipped."""
+    """The variants that make sense for this install: the loop/parser swap goes the other way from what is shipped.
+    `MANDATE_BENCH_VARIANTS` (names joined by commas) measures only those, against the baseline."""
     swap = "asyncio+h11" if has_fast_loop() else "uvloop+httptools"
-    return [v for v in VARIANTS if v not in ("uvloop+httptools", "asyncio+h11") or v == swap]
+    names = [v for v in VARIANTS if v not in ("uvloop+httptools", "asyncio+h11") or v == swap]
+    only = [v for v in os.environ.get("MANDATE_BENCH_VARIANTS", "").split(",") if v]
+    if unknown := [v for v in only if v not in VARIANTS]:
+        raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    return [v for v in names if not only or v == "baseline" or v in only]
 
 
 Scope = dict[str, Any]
@@ -127,6 +135,11 @@ def build(variant: str, database_url: str) -> Any:
         from mandate.web.inputs import JsonBodyRoute
 
         JsonBodyRoute.get_route_handler = fastapi.routing.APIRoute.get_route_handler  # type: ignore[method-assign]
+
+    if variant == "one-statement-each":
+        import mandate.group_commit
+
+        mandate.group_commit._statements = lambda prepared: [[i] for i in range(len(prepared))]
 
     from mandate.web.app import DEFAULT_MAX_BODY, create_app
 

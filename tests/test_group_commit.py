@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import _queries
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -21,7 +22,7 @@ from mandate.db.governance import load_governance
 from mandate.errors import DatabaseUnavailable
 from mandate.governance import cache
 from mandate.governance.bundle import load_demo_bundle
-from mandate.group_commit import GroupCommit
+from mandate.group_commit import GroupCommit, _insert
 from mandate.service import IngestError, IngestResult, Prepared, prepare
 from mandate.web.api import DecisionBody, to_request
 from tests.helpers import scalar
@@ -108,12 +109,13 @@ def test_decisions_waiting_together_share_a_transaction_and_each_is_stored_whole
     assert _incomplete(demo_url) == 0
 
 
-def test_one_bad_decision_fails_alone_and_the_rest_of_its_batch_is_stored(demo_url: str) -> None:
+@pytest.mark.parametrize("decision", [CRITICAL_DROP, LARGE_WRITE], ids=["plain", "governed"])
+def test_one_bad_decision_fails_alone_and_the_rest_of_its_batch_is_stored(demo_url: str, decision: Any) -> None:
     async def test() -> list[Any]:
         async with _open(demo_url) as pool:
             governance = await _governance(pool)
             writer = GroupCommit(pool, max_batch=16, max_writers=1)
-            prepared = [_prepared(governance, flat(*CRITICAL_DROP)) for _ in range(10)]
+            prepared = [_prepared(governance, flat(*decision)) for _ in range(10)]
             bad = prepared[4]
             prepared[4] = Prepared(bad.req, {**bad.params, "stage": "someday"}, bad.verdict_id, bad.explanation, "")
             results = await asyncio.gather(*(writer.ingest(p) for p in prepared), return_exceptions=True)
@@ -128,12 +130,15 @@ def test_one_bad_decision_fails_alone_and_the_rest_of_its_batch_is_stored(demo_u
     assert _incomplete(demo_url) == 0
 
 
-def test_a_resend_in_the_same_batch_gets_the_stored_verdict_and_a_changed_body_409(demo_url: str) -> None:
+@pytest.mark.parametrize("decision", [CRITICAL_DROP, LARGE_WRITE], ids=["plain", "governed"])
+def test_a_resend_in_the_same_batch_gets_the_stored_verdict_and_a_changed_body_409(
+    demo_url: str, decision: Any
+) -> None:
     async def test() -> list[Any]:
         async with _open(demo_url) as pool:
             governance = await _governance(pool)
             writer = GroupCommit(pool, max_batch=16, max_writers=1)
-            body = flat(*CRITICAL_DROP)
+            body = flat(*decision)
             changed = {**body, "target": "production.orders"}
             prepared = [_prepared(governance, b) for b in (body, body, changed)]
             return list(await asyncio.gather(*(writer.ingest(p) for p in prepared), return_exceptions=True))
@@ -185,21 +190,22 @@ def test_group_commit_refuses_nonsense_sizes(demo_url: str) -> None:
         GroupCommit(pool, answer_timeout=0)
 
 
-def _poison(governance: cache.Governance) -> Prepared:
+def _poison(governance: cache.Governance, decision: Any = CRITICAL_DROP) -> Prepared:
     """A decision whose target passes no validation we have but exceeds PostgreSQL's btree row limit
     (ProgramLimitExceeded, SQLSTATE 54000, an OperationalError subclass): 3,000 distinct 4-byte characters."""
-    good = _prepared(governance, flat(*CRITICAL_DROP))
+    good = _prepared(governance, flat(*decision))
     target = "".join(chr(0x1F000 + i % 3000) for i in range(3000))
     return Prepared(good.req, {**good.params, "target": target}, good.verdict_id, good.explanation, "")
 
 
-def test_a_row_too_large_for_an_index_fails_alone_not_its_batch(demo_url: str) -> None:
+@pytest.mark.parametrize("decision", [CRITICAL_DROP, LARGE_WRITE], ids=["plain", "governed"])
+def test_a_row_too_large_for_an_index_fails_alone_not_its_batch(demo_url: str, decision: Any) -> None:
     async def test() -> list[Any]:
         async with _open(demo_url) as pool:
             governance = await _governance(pool)
             writer = GroupCommit(pool, max_batch=32, max_writers=1)
-            prepared = [_prepared(governance, flat(*CRITICAL_DROP)) for _ in range(31)]
-            prepared.insert(7, _poison(governance))
+            prepared = [_prepared(governance, flat(*decision)) for _ in range(31)]
+            prepared.insert(7, _poison(governance, decision))
             return list(await asyncio.gather(*(writer.ingest(p) for p in prepared), return_exceptions=True))
 
     results = run(test)
@@ -242,3 +248,97 @@ def test_a_caller_waits_at_most_the_answer_timeout(demo_url: str) -> None:
     error, waited = run(test)
     assert isinstance(error, DatabaseUnavailable) and "same decision_id" in str(error)
     assert 0.4 < waited < 2.0
+
+
+_CONTENTS = (
+    """SELECT decision_id, intent, stage::text, actor, target, context, scope, "timestamp", organization_id, domain,
+              spec_id, spec_version, request_hash, token_id, verdict::text
+       FROM mandate.decision_events ORDER BY decision_id, stage""",
+    """SELECT verdict_id, decision_id, stage::text, snapshot_id, snapshot_version, verdict::text, matched_policy_ids,
+              "timestamp", organization_id, domain, spec_id, spec_version, scope_id, owning_team, summary,
+              explanation, pause_requires, pause_expires_at
+       FROM mandate.verdict_events ORDER BY verdict_id""",
+    """SELECT decision_id, stage::text, decision_stage::text, intent, actor, target, summary, details, severity,
+              event_source::text, authority_level::text, "timestamp", organization_id, domain, spec_id, spec_version
+       FROM mandate.audit_timeline_entries ORDER BY decision_id, stage, "timestamp", summary""",
+    """SELECT approval_id, decision_id, stage::text, verdict_id, requirements, binding_digest, binding, expires_at
+       FROM mandate.approval_requests ORDER BY approval_id""",
+)
+"""Every stored column of a decision stage's write but the ones the database fills (entry ids, created_at)."""
+
+
+async def _contents(conn: psycopg.AsyncConnection[Any]) -> list[list[Any]]:
+    return [await (await conn.execute(query)).fetchall() for query in _CONTENTS]
+
+
+def _mixed(governance: cache.Governance) -> list[Prepared]:
+    """Plain (CRITICAL_DROP: BLOCK) and governed (LARGE_WRITE: PAUSE, an approval request) decision stages in one order, with a re-send of a plain one among them."""
+    prepared = []
+    for i in range(24):
+        prepared.append(_prepared(governance, flat(*(LARGE_WRITE if i % 5 == 3 else CRITICAL_DROP))))
+    prepared.insert(9, prepared[2])
+    return prepared
+
+
+def test_a_batch_stores_exactly_what_each_of_its_decisions_stores_alone(demo_url: str) -> None:
+    """The multi-row statement (db.writes.insert_decisions) against the one-row statement, on the same decisions:
+    every stored column equal, each answered the same (a re-send in the batch as a re-send)."""
+
+    async def test() -> tuple[list[list[Any]], list[list[Any]], list[bool], list[bool], GroupCommit]:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+            prepared = _mixed(governance)
+            async with pool.connection() as conn:
+                alone: list[bool] = []
+                async with conn.transaction(force_rollback=True):  # each decision by itself, then undone
+                    for p in prepared:
+                        (row,) = await _insert(conn, [p])
+                        alone.append(bool(row["inserted"]))
+                    expected = await _contents(conn)
+                assert await _contents(conn) == [[], [], [], []]
+            writer = GroupCommit(pool, max_batch=32, max_writers=1)
+            results = await asyncio.gather(*(writer.ingest(p) for p in prepared))
+            async with pool.connection() as conn:
+                stored = await _contents(conn)
+            return expected, stored, alone, [r.created for r in results], writer
+
+    expected, stored, alone, created, writer = run(test)
+    assert writer.stats.largest == 25 and writer.stats.retried_alone == 0  # one batch, no retry
+    assert stored == expected
+    assert [len(rows) for rows in stored] == [24, 24, 48, 5]  # 19 plain (BLOCK), 5 governed (PAUSE)
+    assert sorted(row["verdict"] for row in stored[0]) == ["BLOCK"] * 19 + ["PAUSE"] * 5
+    assert created == alone == [i != 9 for i in range(25)]
+    assert _incomplete(demo_url) == 0
+
+
+def test_no_write_statement_is_parsed_by_psycopg(demo_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every statement of the write path goes out with PostgreSQL's own placeholders (db.writes.raw,
+    insert_decisions): psycopg converts no write statement per decision or per batch, whatever its length."""
+    converted: list[str] = []
+    convert = _queries.PostgresQuery.convert
+
+    def counting(self: _queries.PostgresQuery, query: Any, vars: Any) -> None:
+        converted.append(query.decode() if isinstance(query, bytes) else str(query))
+        convert(self, query, vars)
+
+    async def test() -> tuple[GroupCommit, list[bool]]:
+        async with _open(demo_url) as pool:
+            governance = await _governance(pool)
+            prepared = _mixed(governance)
+            writer = GroupCommit(pool, max_batch=32, max_writers=1)
+            monkeypatch.setattr(_queries.PostgresQuery, "convert", counting)
+            try:
+                results = await asyncio.gather(*(writer.ingest(p) for p in prepared))
+                await writer.ingest(_prepared(governance, flat(*CRITICAL_DROP)))  # alone: the one-row statements
+                await writer.ingest(_prepared(governance, flat(*LARGE_WRITE)))
+                async with pool.connection() as conn:
+                    await conn.execute("SELECT %s::int", [1])  # what a converted statement looks like here
+            finally:
+                monkeypatch.undo()
+            return writer, [r.created for r in results]
+
+    writer, created = run(test)
+    assert writer.stats.decisions == 27 and writer.stats.retried_alone == 0
+    assert created == [i != 9 for i in range(25)]
+    assert converted[-1] == "SELECT %s::int"
+    assert [q for q in converted if "INSERT" in q] == []

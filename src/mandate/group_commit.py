@@ -1,9 +1,11 @@
 """Group commit: the decisions that wait to be written at the same moment share one transaction.
 
-Each decision is still its own single statement (decision, verdict and both timeline entries, `db.writes.
-INSERT_DECISION`), so none is ever half-written; what the decisions of a batch share is the round trip (pipeline
-mode) and the commit — one WAL flush instead of one per decision. Every caller gets its answer only after the
-COMMIT of the transaction that holds its decision.
+Each decision is written whole by one statement (decision, verdict and both timeline entries, `db.writes.
+INSERT_DECISION`), so none is ever half-written; what the decisions of a batch share is the commit — one WAL flush
+instead of one per decision — and the round trip: the batch's plain decision stages are one multi-row statement
+(`db.writes.insert_decisions`, which stores or skips each stage whole, as the one-row statement does), the stages
+that approvals concern one statement each, all pipelined. Every caller gets its answer only after the COMMIT of the
+transaction that holds its decision.
 
 No waiting is added: a decision that arrives while no write is running is written at once, alone. While writes
 are running (at most `max_writers`, each on its own pooled connection), arriving decisions queue, and the next
@@ -28,9 +30,10 @@ import asyncio
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, AsyncCursor, AsyncRawCursor
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from mandate.db import writes
 from mandate.db.pool import ANSWER_S
 from mandate.errors import DatabaseUnavailable
 from mandate.service import IngestResult, Prepared, existing
@@ -152,16 +155,57 @@ def _fail(batch: list[Waiting], exc: BaseException) -> None:
 
 
 async def _insert(conn: AsyncConnection[Row], prepared: list[Prepared]) -> list[Row]:
-    """One decision: one statement in autocommit. Several: one transaction, the statements pipelined."""
+    """One decision: one statement in autocommit. Several: one transaction, pipelined; the plain decision stages
+    (`INSERT_DECISION`) in one multi-row statement per set of distinct stages (`writes.insert_decisions`), the
+    others (`INSERT_GOVERNED_DECISION`) in their own statement each."""
     if len(prepared) == 1:
-        row = await (await conn.execute(prepared[0].statement, prepared[0].params)).fetchone()
+        row = await (await _send(conn, prepared[0])).fetchone()
         assert row is not None
         return [row]
-    rows: list[Row] = []
+    rows: list[Row | None] = [None] * len(prepared)
     async with conn.transaction(), conn.pipeline():
-        cursors = [await conn.execute(p.statement, p.params) for p in prepared]
-        for cursor in cursors:
-            row = await cursor.fetchone()
-            assert row is not None
-            rows.append(row)
-    return rows
+        sent: list[tuple[list[int], AsyncCursor[Row]]] = []
+        for indices in _statements(prepared):
+            if prepared[indices[0]].statement is writes.INSERT_DECISION and len(indices) > 1:
+                cursor: AsyncCursor[Row] = AsyncRawCursor(conn)
+                params = writes.decision_rows([prepared[i].params for i in indices])
+                await cursor.execute(writes.insert_decisions(len(indices)), params)
+            else:
+                cursor = await _send(conn, prepared[indices[0]])
+            sent.append((indices, cursor))
+        for indices, cursor in sent:
+            answers = await cursor.fetchall()
+            assert len(answers) == len(indices)
+            for i, answer in zip(indices, answers, strict=True):
+                rows[i] = answer
+    assert all(row is not None for row in rows)
+    return rows  # type: ignore[return-value]  # every slot filled, checked above
+
+
+async def _send(conn: AsyncConnection[Row], prepared: Prepared) -> AsyncCursor[Row]:
+    """Execute `prepared`'s one statement, through a raw cursor (`writes.raw`)."""
+    statement, names = writes.raw(prepared.statement)
+    cursor: AsyncCursor[Row] = AsyncRawCursor(conn)
+    return await cursor.execute(statement, writes.raw_params(names, prepared.params))
+
+
+def _statements(prepared: list[Prepared]) -> list[list[int]]:
+    """The statements that write `prepared` (as lists of its indices), in the order the stages arrived: the
+    plain stages that arrived one after the other together, as long as no (decision_id, stage) repeats (a repeat
+    starts the next statement, so it is answered as a re-send), each governed stage alone."""
+    statements: list[list[int]] = []
+    plain: list[int] = []
+    keys: set[tuple[object, object]] = set()
+    for i, p in enumerate(prepared):
+        key = (p.req.decision_id, p.req.stage)
+        if plain and (p.statement is not writes.INSERT_DECISION or key in keys):
+            statements.append(plain)
+            plain, keys = [], set()
+        if p.statement is not writes.INSERT_DECISION:
+            statements.append([i])
+        else:
+            plain.append(i)
+            keys.add(key)
+    if plain:
+        statements.append(plain)
+    return statements

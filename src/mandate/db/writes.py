@@ -4,6 +4,7 @@ half-written; `service.prepare` fills their parameters, `service.store` and `gro
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -22,14 +23,52 @@ def compact(statement: str) -> str:
     return re.sub(r"'[^']*'|\s+", lambda m: m.group(0) if m.group(0).startswith("'") else " ", statement).strip()
 
 
-_WRITE_DECISION = """
-WITH ins_d AS (
+DECISION_INPUT: tuple[tuple[str, str], ...] = (
+    ("decision_id", "uuid"),
+    ("intent", "text"),
+    ("stage", "mandate.stage"),
+    ("actor", "text"),
+    ("target", "text"),
+    ("context", "jsonb"),
+    ("scope", "jsonb"),
+    ("timestamp", "timestamptz"),
+    ("organization_id", "uuid"),
+    ("domain", "text"),
+    ("spec_id", "text"),
+    ("spec_version", "text"),
+    ("request_hash", "text"),
+    ("token_id", "uuid"),
+    ("verdict_id", "uuid"),
+    ("snapshot_id", "uuid"),
+    ("snapshot_version", "integer"),
+    ("verdict", "mandate.verdict"),
+    ("matched", "text[]"),
+    ("evaluated_at", "timestamptz"),
+    ("received_at", "timestamptz"),
+    ("scope_id", "text"),
+    ("owning_team", "text"),
+    ("summary", "text"),
+    ("explanation", "jsonb"),
+    ("pause_requires", "text[]"),
+    ("pause_expires_at", "timestamptz"),
+    ("received_details", "jsonb"),
+    ("evaluated_summary", "text"),
+    ("evaluated_details", "jsonb"),
+    ("severity", "text"),
+)
+"""The parameters of a decision stage's write (`service.prepare` fills them) and their SQL types: the columns of the
+`input` rows that `INSERT_DECISION` (one decision) and `insert_decisions` (several) store."""
+
+_INPUT_COLUMNS = ", ".join(["ord", *(f'"{name}"' for name, _ in DECISION_INPUT)])
+
+_WRITE_INPUT = """
+ins_d AS (
     INSERT INTO mandate.decision_events (decision_id, intent, stage, actor, target, context, scope, "timestamp",
                                          organization_id, domain, spec_id, spec_version, request_hash, token_id,
                                          verdict)
-    VALUES (%(decision_id)s, %(intent)s, %(stage)s::mandate.stage, %(actor)s, %(target)s, %(context)s, %(scope)s,
-            %(timestamp)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s, %(request_hash)s,
-            %(token_id)s, %(verdict)s::mandate.verdict)
+    SELECT decision_id, intent, stage, actor, target, context, scope, "timestamp", organization_id, domain, spec_id,
+           spec_version, request_hash, token_id, verdict
+    FROM input ORDER BY ord
     ON CONFLICT (decision_id, stage) DO NOTHING
     RETURNING decision_id, stage
 ), ins_v AS (
@@ -37,25 +76,34 @@ WITH ins_d AS (
                                         matched_policy_ids, "timestamp", organization_id, domain, spec_id,
                                         spec_version, scope_id, owning_team, summary, explanation, pause_requires,
                                         pause_expires_at)
-    SELECT %(verdict_id)s, decision_id, stage, %(snapshot_id)s, %(snapshot_version)s, %(verdict)s::mandate.verdict,
-           %(matched)s, %(evaluated_at)s, %(organization_id)s, %(domain)s, %(spec_id)s, %(spec_version)s,
-           %(scope_id)s, %(owning_team)s, %(summary)s, %(explanation)s, %(pause_requires)s, %(pause_expires_at)s
-    FROM ins_d
+    SELECT i.verdict_id, d.decision_id, d.stage, i.snapshot_id, i.snapshot_version, i.verdict, i.matched,
+           i.evaluated_at, i.organization_id, i.domain, i.spec_id, i.spec_version, i.scope_id, i.owning_team,
+           i.summary, i.explanation, i.pause_requires, i.pause_expires_at
+    FROM ins_d d JOIN input i ON i.decision_id = d.decision_id AND i.stage = d.stage
+    ORDER BY i.ord
     RETURNING verdict_id
 ), ins_t AS (
     INSERT INTO mandate.audit_timeline_entries (decision_id, stage, intent, actor, target, summary, details, severity,
                                                 event_source, authority_level, "timestamp", organization_id, domain,
                                                 spec_id, spec_version)
-    SELECT ins_d.decision_id, ins_d.stage, %(intent)s, %(actor)s, %(target)s, e.summary, e.details, e.severity,
-           e.source::mandate.event_source, e.authority::mandate.authority_level, e.ts, %(organization_id)s,
-           %(domain)s, %(spec_id)s, %(spec_version)s
-    FROM ins_d CROSS JOIN (VALUES
-        ('decision received', %(received_details)s::jsonb, 'info', 'agent', 'agent', %(received_at)s::timestamptz),
-        (%(evaluated_summary)s, %(evaluated_details)s::jsonb, %(severity)s, 'system', 'system',
-         %(evaluated_at)s::timestamptz)
-    ) AS e (summary, details, severity, source, authority, ts)
+    SELECT d.decision_id, d.stage, i.intent, i.actor, i.target, e.summary, e.details, e.severity,
+           e.source::mandate.event_source, e.authority::mandate.authority_level, e.ts, i.organization_id, i.domain,
+           i.spec_id, i.spec_version
+    FROM ins_d d JOIN input i ON i.decision_id = d.decision_id AND i.stage = d.stage
+    CROSS JOIN LATERAL (VALUES
+        (1, 'decision received', i.received_details, 'info', 'agent', 'agent', i.received_at),
+        (2, i.evaluated_summary, i.evaluated_details, i.severity, 'system', 'system', i.evaluated_at)
+    ) AS e (n, summary, details, severity, source, authority, ts)
+    ORDER BY i.ord, e.n
     RETURNING entry_id
 )"""
+
+_WRITE_DECISION = (
+    f"WITH input ({_INPUT_COLUMNS}) AS (VALUES (0, "
+    + ", ".join(f"%({name})s::{kind}" for name, kind in DECISION_INPUT)
+    + ")),"
+    + _WRITE_INPUT
+)
 
 _ANSWER = """
 SELECT (SELECT count(*) FROM ins_d) AS inserted,
@@ -66,6 +114,59 @@ SELECT (SELECT count(*) FROM ins_d) AS inserted,
 INSERT_DECISION = compact(_WRITE_DECISION + _ANSWER)
 """Store a decision stage, its verdict and its two timeline entries: one statement, so never half-written. An
 identical (decision_id, stage) already stored inserts nothing (`inserted` 0)."""
+
+
+@functools.cache
+def insert_decisions(count: int) -> bytes:
+    """`INSERT_DECISION` for `count` decision stages in one statement, written for a raw cursor (PostgreSQL's own
+    `$n` placeholders: `decision_rows` gives the parameters, `count` rows of DECISION_INPUT, each led by its
+    ordinal). Each stage is stored whole or, when already stored, not at all, as alone; its answer row (ordered by
+    ordinal) says which (`inserted` 1 or 0). The stages must be distinct: two rows with the same (decision_id,
+    stage) would both be answered as inserted."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    width = len(DECISION_INPUT) + 1
+    rows = (
+        "("
+        + ", ".join(
+            [f"${r * width + 1}::integer"]
+            + [f"${r * width + k + 2}::{kind}" for k, (_, kind) in enumerate(DECISION_INPUT)]
+        )
+        + ")"
+        for r in range(count)
+    )
+    answer = """
+SELECT i.ord, (d.decision_id IS NOT NULL)::integer AS inserted
+FROM input i LEFT JOIN ins_d d ON d.decision_id = i.decision_id AND d.stage = i.stage
+ORDER BY i.ord"""
+    text = f"WITH input ({_INPUT_COLUMNS}) AS (VALUES " + ", ".join(rows) + ")," + _WRITE_INPUT + answer
+    return compact(text).encode()
+
+
+@functools.cache
+def raw(statement: str) -> tuple[bytes, tuple[str, ...]]:
+    """`statement` with PostgreSQL's own `$n` placeholders instead of its named ones, and the names in `$n` order
+    (`raw_params`): sent through a raw cursor, psycopg converts nothing per execution, whatever the statement's
+    length (it caches its own conversion of named placeholders only up to 4,096 characters)."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r"%\((\w+)\)s", number, statement).encode(), tuple(names)
+
+
+def raw_params(names: Sequence[str], params: Mapping[str, Any]) -> list[Any]:
+    """The parameters of a `raw` statement, in `$n` order."""
+    return [params[name] for name in names]
+
+
+def decision_rows(params: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The parameters of `insert_decisions(len(params))`: each decision's ordinal, then its DECISION_INPUT."""
+    return [value for ord_, p in enumerate(params) for value in (ord_, *(p[name] for name, _ in DECISION_INPUT))]
+
 
 INSERT_GOVERNED_DECISION = compact(
     _WRITE_DECISION  # noqa: S608 - constant SQL text; every value is a bound parameter
