@@ -1,6 +1,6 @@
 """The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results;
-bench/approvals.py, bench/ui.py, bench/batch.py, bench/openloop.py and bench/split008.py, which `bench all` does not
-run, run alone with `--quick`.
+bench/approvals.py, bench/ui.py, bench/batch.py, bench/openloop.py, bench/split008.py and bench/writes.py, which
+`bench all` does not run, run alone with `--quick`.
 
 Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
 the current code, store what they load, and produce the report.
@@ -106,3 +106,15 @@ def test_the_split_008_experiment_runs_quick_and_builds_every_deferred_index(tmp
     assert len(deferred) == 26 and not any(k in name for name in deferred for k in ("org_domain", "decision_id"))
     assert results["split"]["all_valid"] and [b["index"] for b in results["split"]["after_commit"]] == deferred
     assert results["as shipped"]["m008_s"] > 0 and results["split"]["m008_s"] > 0
+
+
+@pytest.mark.slow
+def test_the_writer_benchmark_runs_quick_and_stores_every_decision_both_ways(tmp_path: Path) -> None:
+    out = tmp_path / "writes.json"
+    done = quick(tmp_path, "bench.writes", out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())  # nothing about speed is asserted
+    (row,) = results["sizes"]
+    assert row["ok"] and row["stored"] == 2 * (5 + 5) * 8, row  # both ways: 5 warm-up and 5 measured batches of 8
+    assert set(row["ways"]) == {"multi-row statement", "one statement each"}
+    assert all(w["client_cpu_us"] > 0 and w["batch_ms"] > 0 for w in row["ways"].values())
