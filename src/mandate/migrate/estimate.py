@@ -66,10 +66,11 @@ _AROUND_FIXED_BYTES = 0.1e9
 # … and the migrations after it (009–014): 010 adds a column to the timeline, rewrites the entries whose stage their
 # decision does not have (the original server's outcome reports) and validates a new foreign key; 014 rewrites
 # decision_events with a new column filled (one pass, every index rebuilt) and builds two indexes. Factors per byte
-# of each table: the timeline's fitted at 50 000 and 200 000 corpus decisions; decision_events' is 014's first
-# version's fit there (48: an UPDATE of every row, 3.0 s and 11.0 s) times what the rewrite costs against that UPDATE
-# in one run (0.40 at 300 000 decisions: 28.4 s against 71.4 s; bench/findings.md, "Migration 008", round 2).
-_CHAIN_FACTORS = {"audit_timeline_entries": 5.0, "decision_events": 20.0}
+# of each table: the timeline's fitted at 50 000 and 200 000 corpus decisions; decision_events' is the rewrite's own,
+# measured at 1 000 000 decisions (46.1 s for 984 MB at a calibration of 1,331 MB/s: 62 — the first guess, 20,
+# derived from the earlier UPDATE's fit at small sizes, put 014 at a third of that; bench/findings.md, "Migration
+# 008", round 2).
+_CHAIN_FACTORS = {"audit_timeline_entries": 5.0, "decision_events": 62.0}
 _CHAIN_FIXED_BYTES = 0.1e9
 _DUMP_FACTOR = 7.0  # pg_dump, then a full read of the archive, per byte of the database
 
