@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 PACKAGES = ("mandate-control-plane", "fastapi", "uvicorn", "psycopg", "psycopg-pool", "orjson", "pydantic", "cedarpy")
 
@@ -49,3 +52,14 @@ def facts() -> dict[str, object]:
         "load_average_at_start": f"{load1:.2f} / {load5:.2f} (1 / 5 min)",
         "packages": {name: _version(name) for name in PACKAGES},
     }
+
+
+def record(results: dict[str, Any], out: Path | None, started: float) -> None:
+    """Stamp a standalone benchmark's `results` with its duration (since `started`, `time.perf_counter()`) and end
+    time, and write them as JSON to `out` (nothing written when None)."""
+    results["duration_s"] = round(time.perf_counter() - started, 1)
+    results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"results: {out}")

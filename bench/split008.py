@@ -21,7 +21,6 @@ use. Results: `bench/results/split008.json`; prose in bench/findings.md ("Migrat
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import psycopg
 
 from bench import postgres
-from bench.machine import facts
+from bench.machine import facts, record
 from bench.migration import generate, reference_ctas, sizes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "split008.json"
@@ -137,13 +136,7 @@ def main() -> int:
     started = time.perf_counter()
     with postgres.server() as server:
         results = {"machine": facts(), "command": "python -m bench.split008", **run(server, decisions)}
-    results["duration_s"] = round(time.perf_counter() - started, 1)
-    results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    out = args.out or (None if args.quick else RESULTS)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"results: {out}")
+    record(results, args.out or (None if args.quick else RESULTS), started)
     ok = results["split"]["all_valid"] and len(results["deferred"]) > 0
     return 0 if ok else 1
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from psycopg.rows import dict_row
 
 from bench import postgres
 from bench.ingest import SEEDED, demo_bodies, prepare_database, verify
-from bench.machine import facts
+from bench.machine import facts, record
 from bench.served import cpu_seconds
 
 RESULTS = Path(__file__).resolve().parent / "results" / "writes.json"
@@ -177,13 +176,7 @@ def main() -> int:
     sizes, batches, rounds, warm = ((8,), 5, 1, 5) if args.quick else ((8, 32), 150, 6, 20)
     with postgres.server() as server:
         results = {"machine": facts(), "command": "python -m bench.writes", **run(server, sizes, batches, rounds, warm)}
-    results["duration_s"] = round(time.perf_counter() - started, 1)
-    results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    out = args.out or (None if args.quick else RESULTS)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1) + "\n")
-        print(f"results: {out}")
+    record(results, args.out or (None if args.quick else RESULTS), started)
     return 0 if all(row["ok"] for row in results["sizes"]) else 1
 
 
