@@ -14,13 +14,22 @@ The summary has one form per reason:
 `json.dumps(..., sort_keys=True)`.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
 
 from mandate.evaluator.model import Decision, Scope, Spec
 from mandate.evaluator.operators import Operator
-from mandate.evaluator.result import ConditionResult, EvaluationError, Gap, PolicyResult, Reason, Trace, jsonable
+from mandate.evaluator.result import (
+    EvaluationError,
+    Explainable,
+    Gap,
+    PolicyResult,
+    Reason,
+    Trace,
+    jsonable,
+)
 from mandate.evaluator.scopes import ScopeResolution
 from mandate.evaluator.snapshot import CompiledSnapshot
 from mandate.evaluator.verdicts import Verdict
@@ -133,13 +142,10 @@ class Evaluation:
         values, invalid = self.trace.values, self.trace.invalid
         return tuple(candidate.explain(values, invalid) for candidate in self.trace.candidates)
 
-    def _explained(self, policy_id: str) -> PolicyResult:
-        """One candidate's explanation (the summary needs the winner's only)."""
-        if "policies" in self.__dict__:  # already built
-            return next(policy for policy in self.policies if policy.policy_id == policy_id)
+    def _winner(self) -> Explainable:
+        """The winning candidate (the summary renders its conditions)."""
         assert self.trace is not None  # a winning policy was evaluated
-        candidate = next(c for c in self.trace.candidates if c.policy_id == policy_id)
-        return candidate.explain(self.trace.values, self.trace.invalid)
+        return next(c for c in self.trace.candidates if c.policy_id == self.winning_policy_id)
 
     def _policies_json(self) -> list[dict[str, object]]:
         """`policies` as JSON data, built straight from the trace (what the stored explanation holds)."""
@@ -148,20 +154,29 @@ class Evaluation:
         values, invalid = self.trace.values, self.trace.invalid
         return [candidate.explain_json(values, invalid) for candidate in self.trace.candidates]
 
-    @cached_property
+    @property
     def summary(self) -> str:
         """The one-line human sentence: the verdict, what decided it, under whose authority, and why."""
+        # Kept in the instance's __dict__ rather than by functools.cached_property, whose lock (Python 3.11) costs as
+        # much as building a short sentence; an evaluation is built and read by one task.
+        found = self.__dict__.get("_summary")
+        if found is None:
+            found = self.__dict__["_summary"] = self._summarize()
+        return found
+
+    def _summarize(self) -> str:
         if self.gap is not None:
             return f"{self.verdict} by governance gap: {self.gap.message}"
         spec = f"{self.spec_id}@{self.spec_version}"
         if self.winning_policy_id is not None:
-            winner = self._explained(self.winning_policy_id)
+            assert self.trace is not None  # a winning policy was evaluated
+            winner = self._winner()
             ties = f", tied with {', '.join(self.tied_policy_ids)}" if self.tied_policy_ids else ""
             owner = self.authority or self.scope
             authority = f"scope {winner.scope_id}, owner {(owner and owner.owning_team) or 'unassigned'}"
             if winner.scope_id != self.scope_id:
                 authority += f"; resolved scope {self.scope_id}"
-            sentence = f"{self.verdict} by {winner.policy_id}{ties} ({authority}): {_conditions(winner)}"
+            sentence = f"{self.verdict} by {winner.policy_id}{ties} ({authority}): {_held(winner, self.trace.values)}"
             if self.errors:
                 plural = "" if len(self.errors) == 1 else "s"
                 sentence += f"; {len(self.errors)} evaluation error{plural}, failure mode {self.failure_mode}"
@@ -175,33 +190,31 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, object]:
         """The structured explanation as JSON-ready data (datetimes as ISO 8601, numbers as JSON numbers)."""
+        # Each property read once (this runs for every decision stored).
+        spec_id, snapshot_id, scope_id, authority, verdict = (
+            self.spec_id, self.snapshot_id, self.scope_id, self.authority, self.verdict
+        )  # fmt: skip
         return {
             "format": EXPLANATION_FORMAT,
-            "verdict": self.verdict.value,
+            "verdict": verdict.value,
             "reason": self.reason.value,
             "summary": self.summary,
             "organization_id": self.organization_id,
             "domain": self.domain,
-            "spec": None if self.spec_id is None else {"spec_id": self.spec_id, "version": self.spec_version},
-            "snapshot": (
-                None
-                if self.snapshot_id is None
-                else {"snapshot_id": self.snapshot_id, "version": self.snapshot_version}
-            ),
+            "spec": None if spec_id is None else {"spec_id": spec_id, "version": self.spec_version},
+            "snapshot": None if snapshot_id is None else {"snapshot_id": snapshot_id, "version": self.snapshot_version},
             "scope": (
                 None
-                if self.scope_id is None
+                if scope_id is None
                 else {
-                    "scope_id": self.scope_id,
+                    "scope_id": scope_id,
                     "owning_team": self.owning_team,
                     "ancestors": list(self.ancestor_scope_ids),
                     "tied_with": list(self.tied_scope_ids),
                 }
             ),
             "authority": (
-                None
-                if self.authority is None
-                else {"scope_id": self.authority.scope_id, "owning_team": self.authority.owning_team}
+                None if authority is None else {"scope_id": authority.scope_id, "owning_team": authority.owning_team}
             ),
             "winning_policy_id": self.winning_policy_id,
             "tied_policy_ids": list(self.tied_policy_ids),
@@ -209,7 +222,7 @@ class Evaluation:
             "policies": self._policies_json(),
             "pause": (
                 None
-                if self.verdict is not Verdict.PAUSE
+                if verdict is not Verdict.PAUSE
                 else {"requires": list(self.pause_requires), "expires_at": jsonable(self.expires_at)}
             ),
             "failure_mode": None if self.failure_mode is None else self.failure_mode.value,
@@ -222,22 +235,24 @@ def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
-def _conditions(policy: PolicyResult) -> str:
+def _held(policy: Explainable, values: Mapping[str, object]) -> str:
+    """The conditions of a matched policy, as they held for these signal values (every one did: a policy with an
+    unacceptable signal in a condition never matches)."""
     if not policy.conditions:
         return "no conditions (always matches)"
-    return " and ".join(render_condition(condition) for condition in policy.conditions)
+    return " and ".join(
+        render_condition(c.signal, c.operator, c.expected, values.get(c.signal)) for c in policy.conditions
+    )
 
 
-def render_condition(condition: ConditionResult) -> str:
+def render_condition(name: str, operator: str, expected: object, actual: object) -> str:
     """A satisfied condition: `content_length >= 1048576 (actual 2500000)`; `==` and `exists` say it all."""
-    name = condition.signal
-    operator = condition.operator
     if operator == Operator.EXISTS:
-        return f"{name} exists" if condition.expected else f"{name} is absent"
-    text = f"{name} {operator} {render(condition.expected)}"
+        return f"{name} exists" if expected else f"{name} is absent"
+    text = f"{name} {operator} {render(expected)}"
     if operator == Operator.EQ:
         return text
-    return f"{text} (actual {render(condition.actual)})"
+    return f"{text} (actual {render(actual)})"
 
 
 def render(value: object) -> str:

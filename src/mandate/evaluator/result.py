@@ -1,6 +1,6 @@
 """The records an evaluation is made of: why (Reason), per-condition and per-policy results, errors, gaps."""
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import NamedTuple, Protocol
@@ -77,11 +77,30 @@ def jsonable(value: object) -> object:
     return value  # None, bool, int, float and str are JSON already
 
 
+class Checked(Protocol):
+    """A candidate's condition, as the summary renders it."""
+
+    @property
+    def signal(self) -> str: ...
+
+    @property
+    def operator(self) -> str: ...
+
+    @property
+    def expected(self) -> object: ...
+
+
 class Explainable(Protocol):
     """A candidate policy that can explain itself against a decision's signal values."""
 
     @property
     def policy_id(self) -> str: ...
+
+    @property
+    def scope_id(self) -> str: ...
+
+    @property
+    def conditions(self) -> Sequence[Checked]: ...
 
     def explain(self, values: Mapping[str, object], invalid: frozenset[str]) -> PolicyResult: ...
 
