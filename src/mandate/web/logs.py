@@ -59,8 +59,16 @@ class Repeats(logging.Filter):
 
 def stderr_handler() -> logging.Handler:
     """The one handler: stderr, JSON. Making it also routes Python warnings into logging, in every process that
-    applies the configuration (uvicorn's worker processes apply it themselves)."""
+    applies the configuration (uvicorn's worker processes apply it themselves).
+
+    A line holds a record's `extra` and message only, never where it was logged from, nor its thread, process or
+    task: so logging is told not to gather them for every record (the logging HOWTO's "Optimization" settings),
+    which the access-log line of every request would otherwise pay for (docs/benchmarks.md)."""
     logging.captureWarnings(True)
+    logging._srcfile = None  # no stack walk to find the caller (funcName, lineno, pathname)
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    if hasattr(logging, "logAsyncioTasks"):  # Python 3.12+: the current task's name
+        logging.logAsyncioTasks = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     return handler
