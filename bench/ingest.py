@@ -126,10 +126,13 @@ async def _write_sets(url: str, bodies: list[dict[str, Any]]) -> list[tuple[str,
     return out
 
 
-def pgbench_scripts(url: str, work: Path, tag: str) -> tuple[list[Path], list[str], Path]:
-    """One pgbench script per demo decision (the server's statement, its parameter values, a new decision_id per
-    transaction), the -D variable definitions they need, and a script writing 8 decisions per transaction."""
-    write_sets = asyncio.run(_write_sets(url, demo_bodies()))
+def pgbench_scripts(
+    url: str, work: Path, tag: str, bodies: list[dict[str, Any]] | None = None
+) -> tuple[list[Path], list[str], Path]:
+    """One pgbench script per decision of `bodies` (the demo's by default: the server's statement, its parameter
+    values, a new decision_id per transaction), the -D variable definitions they need, and a script writing them
+    all in one transaction."""
+    write_sets = asyncio.run(_write_sets(url, demo_bodies() if bodies is None else bodies))
     scripts: list[Path] = []
     defines: dict[str, str] = {}
     batch: list[str] = []
@@ -214,8 +217,10 @@ def wrk(served: Served, connections: int, seconds: float, tag: str, bodies_file:
 
 def pgbench(
     server: postgres.Server, database: str, scripts: list[Path], defines: list[str], clients: int, seconds: float,
-    work: Path, per_transaction: int = 1,
+    work: Path, per_transaction: int = 1, rate: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    """pgbench running `scripts` with `clients` for `seconds`: closed loop, or with `rate` an open loop at that many
+    transactions per second (Poisson arrivals; each latency then counts from the transaction's scheduled start)."""
     from mandate.db import tools
 
     exe = tools.find("pgbench", server.major).path
@@ -224,6 +229,7 @@ def pgbench(
     logs.mkdir()
     threads = 1 if clients < 8 else 2
     base = [str(exe), "-n", "-M", "prepared", "-c", str(clients), "-j", str(threads), "-T", str(max(1, round(seconds)))]
+    base += [] if rate is None else ["-R", f"{rate:g}"]
     files = [arg for script in scripts for arg in ("-f", f"{script.name}@1")]
     cmd = [*base, "-l", f"--log-prefix={logs}/tx", *defines, *(a if a == "-f" else str(work / a) for a in files)]
     out = subprocess.run(cmd + args, capture_output=True, text=True, timeout=seconds + 120, env=env, check=False)
@@ -241,6 +247,7 @@ def pgbench(
     shown = [*base, *files, f"-D … ({len(defines) // 2} parameter values)", "<connection options>"]
     return {
         "clients": clients,
+        "offered_per_s": rate,
         "transactions": processed,
         "failed": int(failed.group(1)) if failed else 0,
         "decisions_per_transaction": per_transaction,

@@ -17,6 +17,7 @@ database would be, then measure in the same run:
 from __future__ import annotations
 
 import io
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,27 @@ def sizes(url: str) -> dict[str, int]:
     return out
 
 
+def preflight_estimates(url: str, count: int = 2) -> list[float]:
+    """The runbook's pre-flight, `count` times on the legacy database as it stands (no backup, nothing changed): the
+    migration step's estimate each time. With the runbook's own, they show how far two estimates of one database
+    apart (issue 20, item 5: within ±20 %)."""
+    from mandate.migrate import preflight
+
+    out = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for _ in range(count):
+            found = preflight.run(conn, backup_dir=None, allow_connections=True, needs_backup=False, settle_s=0)
+            assert found.estimate is not None
+            out.append(round(found.estimate.migration_s, 2))
+    return out
+
+
+def spread(estimates: list[float]) -> float:
+    """The largest distance of an estimate from their median, as a share of the median."""
+    middle = statistics.median(estimates)
+    return round(max(abs(e - middle) for e in estimates) / middle, 3) if middle else 0.0
+
+
 def runbook(url: str, work: Path) -> dict[str, Any]:
     """`mandate migrate run 008 --yes --allow-connections` in-process; its report data."""
     from rich.console import Console
@@ -165,6 +187,7 @@ def run_size(server: postgres.Server, decisions: int, work: Path, keep: bool) ->
         )
         before = sizes(url)
         result["size_before"] = before
+        result["preflight_estimates_s"] = preflight_estimates(url)
         ref_before = reference_ctas(url)
         print(f"  reference CTAS of the event tables: {ref_before:.1f} s", flush=True)
         rb = runbook(url, work / f"runbook-{decisions}")
@@ -184,6 +207,10 @@ def run_size(server: postgres.Server, decisions: int, work: Path, keep: bool) ->
         actual = rb.get("actual") or {}
         if estimate.get("migration_s") and actual.get("migration_s"):
             result["estimate_error_migration"] = round(estimate["migration_s"] / actual["migration_s"] - 1, 3)
+        if estimate.get("migration_s"):
+            repeated = [*result["preflight_estimates_s"], round(estimate["migration_s"], 2)]
+            result["preflight_estimates_s"] = repeated
+            result["estimate_spread"] = spread(repeated)
         if estimate.get("total_s"):
             total_actual = (actual.get("migration_s") or 0) + (actual.get("backup_s") or 0)
             result["estimate_error_total"] = round(estimate["total_s"] / total_actual - 1, 3) if total_actual else None

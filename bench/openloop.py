@@ -28,6 +28,11 @@ p50/p90/p99/max, errors, the CPU of the generator, the server, PostgreSQL and ev
 is shared; `steal`: what the VM's host took), and SQL's count of the cell's decisions (each with its verdict and both
 timeline entries, bench/ingest.py's `verify`). Every cell is bounded: its schedule, then at most `DRAIN_S` for
 answers still outstanding (then cut off and counted as errors).
+
+The reference, in the same run: PostgreSQL alone at each offered rate, the server stopped — pgbench in open loop
+(`--rate`: Poisson arrivals; pgbench then counts each latency from the transaction's scheduled start, as this
+generator does) writing the same decisions with the server's own statements and parameter values (`database_alone`).
+Mandate's latency divided by the database's at the same rate is what Mandate adds on this machine.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ import psutil
 import psycopg
 
 from bench import evaluator, postgres
-from bench.ingest import SEEDED, seed, verify
+from bench.ingest import SEEDED, pgbench, pgbench_scripts, seed, verify
 from bench.served import WORKERS, cpu_seconds, free_port, serve
 from bench.stats import summary
 
@@ -599,6 +604,41 @@ def cell(
     return result
 
 
+def database_alone(
+    server: postgres.Server, database: str, url: str, sizes: tuple[int, ...], rates: tuple[int, ...],
+    warmup_s: float, seconds: float,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The reference of each offered rate: PostgreSQL alone writing the same decisions (the server's own statements
+    and parameter values for 8 decisions of each domain, `ingest.pgbench_scripts`), by pgbench in open loop
+    (`--rate`: Poisson arrivals, each latency from the transaction's scheduled start), with durable commits and the
+    Mandate server stopped — what the database and this machine take at that rate before Mandate adds anything."""
+    bodies = [json.loads(b + PLACEHOLDER.encode() + a) for n in sizes for b, a in templates(n, count=8)]
+    out = []
+    with tempfile.TemporaryDirectory(prefix="mandate-bench-openloop-pgbench-") as tmp:
+        work = Path(tmp)
+        scripts, defines, _ = pgbench_scripts(url, work, secrets.token_hex(4), bodies)
+        clients = 16  # enough that a transaction finds an idle client at every rate measured
+        pgbench(server, database, scripts, defines, clients, max(1.0, warmup_s), work, rate=rates[0])  # warm-up
+        postmaster = server.postmaster_pid()
+        for rate in rates:
+            before = cpu_seconds(postmaster)
+            result = pgbench(server, database, scripts, defines, clients, seconds, work, rate=rate)
+            after = cpu_seconds(postmaster)
+            spent = None if before is None or after is None else after - before
+            result["achieved_per_s"] = round(result["transactions"] / seconds, 1)
+            result["postgres_cpu_ms_per_decision"] = (
+                None if spent is None or not result["transactions"] else round(1000 * spent / result["transactions"], 3)
+            )
+            lat = result["latency_ms"]
+            print(
+                f"  PostgreSQL alone (pgbench --rate {rate}): achieved {result['achieved_per_s']:.1f}/s p50"
+                f" {lat['p50']:.2f} p90 {lat['p90']:.2f} p99 {lat['p99']:.2f} ms",
+                flush=True,
+            )
+            out.append(result)
+    return out
+
+
 def judge(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for bar in BARS:
@@ -664,6 +704,8 @@ def run(
             with psycopg.connect(url, autocommit=True) as conn:
                 row = conn.execute("SELECT count(*) FROM mandate.decision_events").fetchone()
             stored = int(row[0]) if row else 0
+            print("== the database alone at the same offered rates (pgbench --rate)", flush=True)
+            results["database_alone"] = database_alone(server, database, url, sizes, rates, warmup_s, seconds)
             runs = results["warmup"] + results["cells"]
             answered = SEEDED + 1 + sum(c["all_answered_201"] for c in runs)  # seeded; 1: the answer-size probe
             results["decision_events"] = {
@@ -675,7 +717,11 @@ def run(
         finally:
             server.drop(database)
     results["bars"] = judge(results["cells"])
-    results["ok"] = results["decision_events"]["ok"] and all(c["stored"]["ok"] for c in results["cells"])
+    results["ok"] = (
+        results["decision_events"]["ok"]
+        and all(c["stored"]["ok"] for c in results["cells"])
+        and all(r["failed"] == 0 and r["transactions"] > 0 for r in results["database_alone"])
+    )
     results["duration_s"] = round(time.perf_counter() - started, 1)
     results["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return results
@@ -727,6 +773,35 @@ def tables(results: dict[str, Any]) -> str:
             f"| {cpu['generator']} / {cpu['server']} / {cpu['postgres']} / {cpu.get('others', '–')} "
             f"| {st['stored']:,} / {st['acked']:,} {'ok' if st['ok'] else '**NOT OK**'} |"
         )
+    alone = results.get("database_alone") or []
+    if alone:
+        sizes = results["sizes"]
+        lines += [
+            "",
+            "| offered /s | PostgreSQL alone (pgbench --rate, Poisson): achieved /s | p50 ms | p90 ms | p99 ms "
+            "| PostgreSQL CPU ms per decision | "
+            + " | ".join(f"{n:,} policies (Poisson): p50 / p99 ÷ alone" for n in sizes)
+            + " |",
+            "|---|---|---|---|---|---|" + "---|" * len(sizes),
+        ]
+        for ref in alone:
+            lat = ref["latency_ms"]
+            ratios = []
+            for n in sizes:
+                mine = next(
+                    (c for c in results["cells"]
+                     if c["policies"] == n and c["offered_per_s"] == ref["offered_per_s"] and c["arrivals"] == "poisson"),
+                    None,
+                )  # fmt: skip
+                if mine is None or not lat.get("p50") or not lat.get("p99"):
+                    ratios.append("–")
+                else:
+                    ml = mine["latency_ms"]
+                    ratios.append(f"{ml['p50'] / lat['p50']:.1f} × / {ml['p99'] / lat['p99']:.1f} ×")
+            lines.append(
+                f"| {ref['offered_per_s']:,g} | {ref['achieved_per_s']:,.0f} | {_ms(lat, 'p50')} | {_ms(lat, 'p90')} "
+                f"| {_ms(lat, 'p99')} | {ref['postgres_cpu_ms_per_decision']} | " + " | ".join(ratios) + " |"
+            )
     lines += ["", "| bar | arrivals | measured | verdict |", "|---|---|---|---|"]
     for b in results["bars"]:
         bar, m = b["bar"], b["measured"]

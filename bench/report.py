@@ -131,6 +131,16 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                         _judge(abs(err), 0.30, at_most=True),
                     )
                 )
+        if m.get("estimate_spread") is not None:
+            estimates = " / ".join(f"{e:.1f}" for e in m["preflight_estimates_s"])
+            rows.append(
+                (
+                    "migration",
+                    f"pre-flight estimates of one database within ±20 % of their median ({n})",
+                    f"{estimates} s: ±{m['estimate_spread']:.0%}",
+                    _judge(m["estimate_spread"], 0.20, at_most=True),
+                )
+            )
     reads = results.get("reads")
     if reads:
         for name, s in reads["latency_ms"].items():

@@ -1,6 +1,6 @@
 """The benchmark suite's smoke test: `python -m bench all --quick` runs every benchmark tiny and writes its results;
-bench/approvals.py, bench/ui.py, bench/batch.py, bench/openloop.py, bench/split008.py and bench/writes.py, which
-`bench all` does not run, run alone with `--quick`.
+bench/approvals.py, bench/ui.py, bench/batch.py, bench/openloop.py, bench/split008.py, bench/writes.py and
+bench/cpu.py, which `bench all` does not run, run alone with `--quick`.
 
 Nothing about speed is asserted (CI's machine is shared and noisy); this proves the benchmarks still run against
 the current code, store what they load, and produce the report.
@@ -94,6 +94,8 @@ def test_the_openloop_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: P
     assert results["ok"] and stored["counted_in_sql"] == stored["answered_201"] > 0 and not stored["unanswered"]
     assert all(c["stored"]["ok"] and not c["errors"] and c["answered_201"] > 0 for c in results["cells"])
     assert {c["client"] for c in results["ceiling"]} >= {"raw asyncio streams on uvloop"}
+    (alone,) = results["database_alone"]  # the reference: PostgreSQL alone at the one offered rate
+    assert alone["offered_per_s"] == 50 and alone["transactions"] > 0 and alone["failed"] == 0
 
 
 @pytest.mark.slow
@@ -118,3 +120,20 @@ def test_the_writer_benchmark_runs_quick_and_stores_every_decision_both_ways(tmp
     assert row["ok"] and row["stored"] == 2 * (5 + 5) * 8, row  # both ways: 5 warm-up and 5 measured batches of 8
     assert set(row["ways"]) == {"multi-row statement", "one statement each"}
     assert all(w["client_cpu_us"] > 0 and w["batch_ms"] > 0 for w in row["ways"].values())
+
+
+@pytest.mark.slow
+def test_the_cpu_attribution_benchmark_runs_quick_and_stores_every_decision(tmp_path: Path) -> None:
+    out = tmp_path / "cpu.json"
+    done = quick(tmp_path, "bench.cpu", out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(out.read_text())  # nothing about speed is asserted
+    assert results["ok"]
+    (process,) = results["in_process"]
+    (http,) = results["over_http"]
+    assert process["stored"] == process["decisions"] == 40 and http["verification"]["ok"]
+    # Every named part was reached by the demo decisions (the executed stages read their approval facts).
+    assert all(value > 0 for value in process["parts_us"].values()), process["parts_us"]
+    assert set(results["round_trips_us"]) == {
+        f"{q}, {way}" for q in ("SELECT 1", "SELECT of 30 parameters") for way in ("async", "blocking")
+    }
