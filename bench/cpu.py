@@ -12,8 +12,8 @@ each with a fresh decision_id, sent one after the other (no batching: every writ
   process's CPU (user + system) per answered decision.
 - **In process**: the same app (`create_app`, authentication off as the other benchmarks run it) called as an ASGI
   application by this process on uvloop, without an HTTP server: the process's CPU (`time.process_time`) per
-  decision, and the share of named parts, each timed by wrapping the function the route calls (a wrapper costs
-  well under a microsecond): the body read and validated (`inputs.read_json_body`), the request built
+  decision, and the share of named parts, each timed by wrapping the function the route calls (a wrapper's two
+  readings of the process clock cost ~3 µs): the body read and validated (`inputs.read_json_body`), the request built
   (`api.to_request`), the approval facts read for the stages approvals concern (`ingest.approval_facts`: a query),
   `service.prepare` (of which `decide`: attribution, evaluation and the observe phase; and `explanation_dict`), the
   group-commit write (`GroupCommit._write`: the statement, its parameters and the wait for the commit) and the
@@ -23,7 +23,8 @@ each with a fresh decision_id, sent one after the other (no batching: every writ
   30-parameter `SELECT` the same two ways — what asyncio adds to each statement.
 
 HTTP minus in process is the HTTP server's share (uvicorn, httptools, the socket's system calls). Rounds alternate
-in process and over HTTP; the median of the rounds is reported. After the run SQL counts every decision answered.
+in process and over HTTP, each in-process round in a new Python process (a process that has built several apps gets
+slower as its heap grows); the median of the rounds is reported. After the run SQL counts every decision answered.
 
 Results: `bench/results/cpu.json`; prose in bench/findings.md (ingestion). Not part of `bench all`.
 """
@@ -32,9 +33,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import json
 import logging
 import logging.config
+import multiprocessing
 import secrets
 import statistics
 import sys
@@ -202,6 +205,20 @@ def in_process(url: str, count: int, warm: int, log_file: TextIO) -> dict[str, A
     return result
 
 
+def in_fresh_process(url: str, count: int, warm: int, log_path: Path) -> dict[str, Any]:
+    """`in_process` in a new Python process (each round starts from the same state: a long-lived process that has
+    built several apps runs slower and slower, as its heap grows)."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        result: dict[str, Any] = pool.submit(_in_process_logging_to, url, count, warm, str(log_path)).result()
+    return result
+
+
+def _in_process_logging_to(url: str, count: int, warm: int, log_path: str) -> dict[str, Any]:
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        return in_process(url, count, warm, log_file)
+
+
 def round_trips(url: str, count: int) -> dict[str, float]:
     """CPU µs per statement: `SELECT 1` and a 30-parameter `SELECT`, on an async (uvloop) and a blocking connection."""
     import uvloop
@@ -268,8 +285,7 @@ def run(server: postgres.Server, count: int, seconds: float, rounds: int, warm: 
             process_rows: list[dict[str, Any]] = []
             http_rows: list[dict[str, Any]] = []
             for _ in range(rounds):  # alternate, so that drift on the shared machine falls on both
-                with (Path(tmp) / "in-process.log").open("a") as log_file:
-                    process_rows.append(in_process(url, count, warm, log_file))
+                process_rows.append(in_fresh_process(url, count, warm, Path(tmp) / "in-process.log"))
                 http_rows.append(over_http(url, Path(tmp), seconds))
             references = round_trips(url, max(200, count))
         with psycopg.connect(url, autocommit=True) as conn:
