@@ -31,7 +31,6 @@ Results: `bench/results/cpu.json`; prose in bench/findings.md (ingestion). Not p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import concurrent.futures
 import json
@@ -52,7 +51,7 @@ import psycopg
 
 from bench import postgres
 from bench.ingest import SEEDED, demo_bodies, prepare_database, verify, wrk
-from bench.machine import facts, record
+from bench.machine import facts, record, standalone_parser
 from bench.served import cpu_seconds, serve
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cpu.json"
@@ -331,9 +330,7 @@ def table(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny; results written only with --out")
-    parser.add_argument("--out", type=Path, default=None, help=f"where the results go (default {RESULTS})")
+    parser = standalone_parser(__doc__, RESULTS)
     args = parser.parse_args()
     started = time.perf_counter()
     count, seconds, rounds, warm = (40, 1.0, 1, 16) if args.quick else (600, 10.0, 3, 200)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -52,6 +53,15 @@ def facts() -> dict[str, object]:
         "load_average_at_start": f"{load1:.2f} / {load5:.2f} (1 / 5 min)",
         "packages": {name: _version(name) for name in PACKAGES},
     }
+
+
+def standalone_parser(doc: str, results: Path, quick: str = "tiny") -> argparse.ArgumentParser:
+    """The command line every standalone benchmark (`python -m bench.<name>`) starts from: `--quick` (a smoke run,
+    its results written only with `--out`) and `--out` (default `results`); `doc` is the module's docstring."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help=f"{quick}; results written only with --out")
+    parser.add_argument("--out", type=Path, default=None, help=f"where the results go (default {results})")
+    return parser
 
 
 def record(results: dict[str, Any], out: Path | None, started: float) -> None:

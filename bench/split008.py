@@ -20,7 +20,6 @@ use. Results: `bench/results/split008.json`; prose in bench/findings.md ("Migrat
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import psycopg
 
 from bench import postgres
-from bench.machine import facts, record
+from bench.machine import facts, record, standalone_parser
 from bench.migration import generate, reference_ctas, sizes
 
 RESULTS = Path(__file__).resolve().parent / "results" / "split008.json"
@@ -127,10 +126,8 @@ def run(server: postgres.Server, decisions: int) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = standalone_parser(__doc__, RESULTS, quick="20,000 decisions")
     parser.add_argument("--decisions", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="20,000 decisions; results written only with --out")
-    parser.add_argument("--out", type=Path, default=None, help=f"where the results go (default {RESULTS})")
     args = parser.parse_args()
     decisions = 20_000 if args.quick else args.decisions
     started = time.perf_counter()

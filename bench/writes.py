@@ -19,7 +19,6 @@ Results: `bench/results/writes.json`; prose in bench/findings.md (ingestion, rou
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import time
@@ -34,7 +33,7 @@ from psycopg.rows import dict_row
 
 from bench import postgres
 from bench.ingest import SEEDED, demo_bodies, prepare_database, verify
-from bench.machine import facts, record
+from bench.machine import facts, record, standalone_parser
 from bench.served import cpu_seconds
 
 RESULTS = Path(__file__).resolve().parent / "results" / "writes.json"
@@ -168,9 +167,7 @@ def run(server: postgres.Server, sizes: tuple[int, ...], batches: int, rounds: i
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny; results written only with --out")
-    parser.add_argument("--out", type=Path, default=None, help=f"where the results go (default {RESULTS})")
+    parser = standalone_parser(__doc__, RESULTS)
     args = parser.parse_args()
     started = time.perf_counter()
     sizes, batches, rounds, warm = ((8,), 5, 1, 5) if args.quick else ((8, 32), 150, 6, 20)

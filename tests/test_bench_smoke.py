@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,6 +31,15 @@ def quick(tmp_path: Path, module: str, out: Path, timeout: float = 280) -> subpr
         timeout=timeout,
         check=False,
     )
+
+
+def quick_results(tmp_path: Path, module: str) -> dict[str, Any]:
+    """The results of `quick` for a standalone benchmark (`bench.<name>`), which must have succeeded."""
+    out = tmp_path / f"{module.removeprefix('bench.')}.json"
+    done = quick(tmp_path, module, out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results: dict[str, Any] = json.loads(out.read_text())
+    return results
 
 
 @pytest.mark.slow
@@ -61,10 +71,7 @@ def test_the_approvals_benchmark_runs_quick_and_verifies_what_it_loaded(tmp_path
 
 @pytest.mark.slow
 def test_the_ui_benchmark_runs_quick_and_checks_what_it_generated(tmp_path: Path) -> None:
-    out = tmp_path / "ui.json"
-    done = quick(tmp_path, "bench.ui", out)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(out.read_text())  # its target may be missed here: nothing about speed is asserted
+    results = quick_results(tmp_path, "bench.ui")  # its target may be missed here: nothing about speed is asserted
     check = results["check"]
     assert check["ok"] and not any(check["orphans"].values()), check
     assert check["counts"]["decision_events"] == results["decisions"] == 20_000
@@ -76,20 +83,14 @@ def test_the_ui_benchmark_runs_quick_and_checks_what_it_generated(tmp_path: Path
 
 @pytest.mark.slow
 def test_the_batch_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: Path) -> None:
-    out = tmp_path / "batch.json"
-    done = quick(tmp_path, "bench.batch", out)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(out.read_text())  # its target may be missed here: nothing about speed is asserted
+    results = quick_results(tmp_path, "bench.batch")  # its target may be missed here: nothing about speed is asserted
     assert results["ok"] and results["stored_counted_in_sql"] == results["answered_201"] > 0, results
     assert all(not run["bad"] for runs in results["rounds"].values() for run in runs)
 
 
 @pytest.mark.slow
 def test_the_openloop_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: Path) -> None:
-    out = tmp_path / "openloop.json"
-    done = quick(tmp_path, "bench.openloop", out)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(out.read_text())  # its bars may be missed here: nothing about speed is asserted
+    results = quick_results(tmp_path, "bench.openloop")  # its bars may be missed here: nothing about speed is asserted
     stored = results["decision_events"]
     assert results["ok"] and stored["counted_in_sql"] == stored["answered_201"] > 0 and not stored["unanswered"]
     assert all(c["stored"]["ok"] and not c["errors"] and c["answered_201"] > 0 for c in results["cells"])
@@ -100,10 +101,7 @@ def test_the_openloop_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: P
 
 @pytest.mark.slow
 def test_the_split_008_experiment_runs_quick_and_builds_every_deferred_index(tmp_path: Path) -> None:
-    out = tmp_path / "split008.json"
-    done = quick(tmp_path, "bench.split008", out)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(out.read_text())
+    results = quick_results(tmp_path, "bench.split008")
     deferred = results["deferred"]
     assert len(deferred) == 26 and not any(k in name for name in deferred for k in ("org_domain", "decision_id"))
     assert results["split"]["all_valid"] and [b["index"] for b in results["split"]["after_commit"]] == deferred
@@ -112,10 +110,7 @@ def test_the_split_008_experiment_runs_quick_and_builds_every_deferred_index(tmp
 
 @pytest.mark.slow
 def test_the_writer_benchmark_runs_quick_and_stores_every_decision_both_ways(tmp_path: Path) -> None:
-    out = tmp_path / "writes.json"
-    done = quick(tmp_path, "bench.writes", out)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(out.read_text())  # nothing about speed is asserted
+    results = quick_results(tmp_path, "bench.writes")  # nothing about speed is asserted
     (row,) = results["sizes"]
     assert row["ok"] and row["stored"] == 2 * (5 + 5) * 8, row  # both ways: 5 warm-up and 5 measured batches of 8
     assert set(row["ways"]) == {"multi-row statement", "one statement each"}
@@ -124,10 +119,7 @@ def test_the_writer_benchmark_runs_quick_and_stores_every_decision_both_ways(tmp
 
 @pytest.mark.slow
 def test_the_cpu_attribution_benchmark_runs_quick_and_stores_every_decision(tmp_path: Path) -> None:
-    out = tmp_path / "cpu.json"
-    done = quick(tmp_path, "bench.cpu", out)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    results = json.loads(out.read_text())  # nothing about speed is asserted
+    results = quick_results(tmp_path, "bench.cpu")  # nothing about speed is asserted
     assert results["ok"]
     (process,) = results["in_process"]
     (http,) = results["over_http"]
