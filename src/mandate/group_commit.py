@@ -29,11 +29,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import psycopg
 from psycopg import AsyncConnection, AsyncCursor, AsyncRawCursor
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mandate.db import writes
+from mandate.db.connect import connection_lost
 from mandate.db.pool import ANSWER_S
 from mandate.errors import DatabaseUnavailable
 from mandate.service import IngestResult, Prepared, existing
@@ -49,16 +49,9 @@ class Stats:
 
 
 def _connection_lost(exc: BaseException) -> bool:
-    """An error about the connection or the server rather than about one statement (retrying alone won't help).
-    Decided by SQLSTATE, never by exception class alone."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    if not isinstance(exc, psycopg.Error):
-        return False
-    state = exc.sqlstate
-    if state is None:  # the server never answered this statement
-        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
-    return state.startswith(("08", "57P"))
+    """An error about the connection, the server or the pool rather than about one statement (retrying alone
+    won't help)."""
+    return isinstance(exc, PoolTimeout) or connection_lost(exc)
 
 
 Waiting = tuple[Prepared, "asyncio.Future[Row]"]

@@ -20,6 +20,24 @@ def connect(url: str, *, application: str = "mandate", autocommit: bool = True) 
         raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from exc
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc`, or what caused it, is about the connection or the server rather than about one statement:
+    no SQLSTATE (the server never answered: a closed socket, a refused connection) or class 08 / 57P (connection
+    exception, operator intervention). Decided by SQLSTATE, never by class alone: `ProgramLimitExceeded` is an
+    `OperationalError` and says nothing about the connection."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, psycopg.Error):
+            state = current.sqlstate
+            if state is None:
+                if isinstance(current, psycopg.OperationalError | psycopg.InterfaceError):
+                    return True
+            elif state.startswith(("08", "57P")):
+                return True
+        current = current.__cause__
+    return False
+
+
 def server_major(conn: psycopg.Connection[Any]) -> int:
     return conn.info.server_version // 10000
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import psycopg
-
+from mandate.db.connect import connection_lost
 from mandate.db.migration_preflight import TERMINATE_SESSION
 from mandate.errors import CheckFailed, MigrationFailed
 from mandate.migrate.runbook_options import VERSION
@@ -74,15 +73,3 @@ def next_steps(
         "error and the phase",
         rerun,
     ]
-
-
-def connection_lost(exc: BaseException) -> bool:
-    """Whether `exc` (or what caused it) is a lost connection rather than an error of the migration itself."""
-    current: BaseException | None = exc
-    while current is not None:
-        if isinstance(current, psycopg.OperationalError):
-            state = current.sqlstate or ""
-            if not state or state.startswith(("08", "57P")):
-                return True
-        current = current.__cause__
-    return False

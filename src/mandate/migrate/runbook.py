@@ -43,7 +43,7 @@ import psycopg
 from rich.console import Console
 
 from mandate.db import migration_preflight, migration_runbook
-from mandate.db.connect import connect
+from mandate.db.connect import connect, connection_lost
 from mandate.errors import CheckFailed, ConfigError, MandateError, MigrationError
 from mandate.migrate import backup as backups
 from mandate.migrate import backup_step, baseline, checks, preflight, run_history, runner, services, smoke
@@ -456,7 +456,10 @@ class Runbook:
         assert progress is not None
         step = next((s.name for s in reversed(progress.steps) if s.status == "failed"), None) or "between steps"
         message = str(exc).strip() or type(exc).__name__
-        if isinstance(exc, psycopg.Error):
+        if connection_lost(exc):
+            # Named whichever way the client learned of it (the server's FATAL, or just a closed socket).
+            message = f"the connection to the database was lost: {message}"
+        elif isinstance(exc, psycopg.Error):
             message = f"database error: {message}"
         changed = self.committed
         self.data["outcome"] = "failed" if (changed or self.data["migration"].get("started_at")) else "refused"
