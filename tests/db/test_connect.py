@@ -1,4 +1,5 @@
-"""JSON parameters: orjson where it can, the standard library where orjson refuses, the same documents stored."""
+"""JSON parameters: orjson where it can, the standard library where orjson refuses, the same documents stored;
+which errors are a lost connection."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from mandate.db.connect import json_dumps, use_fast_json
+from mandate.db.connect import connection_lost, json_dumps, use_fast_json
+from mandate.errors import CheckFailed
 
 
 def test_json_dumps_matches_the_standard_library_for_stored_values() -> None:
@@ -25,3 +27,31 @@ def test_a_connection_with_fast_json_stores_the_same_jsonb(db_url: str) -> None:
         a = plain.execute("SELECT %s::jsonb", [Jsonb(doc)]).fetchone()
         b = fast.execute("SELECT %s::jsonb", [Jsonb(doc)]).fetchone()
     assert a == b == (doc,)
+
+
+def test_a_lost_connection_is_told_from_a_statement_error_whatever_the_client_learned(db_url: str) -> None:
+    # The server's FATAL (57P01) when it was read; a closed socket (no SQLSTATE) when the client never read it.
+    with psycopg.connect(db_url, autocommit=True) as victim, psycopg.connect(db_url, autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", [victim.info.backend_pid])
+        try:
+            victim.execute("SELECT 1")
+        except psycopg.Error as exc:
+            terminated: psycopg.Error = exc
+    assert terminated.sqlstate in (None, "57P01")
+    closed = psycopg.OperationalError("consuming input failed: server closed the connection unexpectedly")
+    assert closed.sqlstate is None
+    wrapped = CheckFailed("the post-migration checks failed")
+    wrapped.__cause__ = closed
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        try:
+            conn.execute("SELECT repeat('x', 3000)::text COLLATE \"C\" > 1")
+        except psycopg.Error as exc:
+            statement_error: psycopg.Error = exc
+    assert statement_error.sqlstate is not None
+    assert [connection_lost(e) for e in (terminated, closed, wrapped, statement_error, ValueError("x"))] == [
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
