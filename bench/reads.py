@@ -84,8 +84,8 @@ QUERIES = (
 
 
 def _blocks(url: str, settle_s: float) -> tuple[int, int]:
-    """(read, hit) shared blocks of the database so far: read = not in PostgreSQL's buffers (from the OS's page
-    cache or the disk), hit = found in them. Waits `settle_s` first: an idle backend reports its counts up to 10 s
+    """(read, hit) shared blocks of the database so far, by every backend (autovacuum's workers too): read = not in
+    PostgreSQL's buffers (from the OS's page cache or the disk), hit = found in them. Waits `settle_s` first: an idle backend reports its counts up to 10 s
     late (PostgreSQL 15+)."""
     time.sleep(settle_s)
     with psycopg.connect(url, autocommit=True) as conn:

@@ -690,10 +690,11 @@ def _section_reads(r: dict[str, Any], img: dict[str, str]) -> list[str]:
         first, second = r["blocks_per_request"], repeat["blocks_per_request"]
         lines += [
             "",
-            "*Repeated*: the same requests in the same order right after the first pass, so the pages the first "
-            "read are now cached. Shared blocks per request (pg_stat_database): first pass "
-            f"{first['read']:,} read outside PostgreSQL's buffers (the OS's page cache or the disk) and "
-            f"{first['hit']:,} found in them; repeated {second['read']:,} read, {second['hit']:,} found.",
+            "*Repeated*: the same requests in the same order right after the first pass (the pages the first "
+            "read would now be cached). Shared blocks of the whole database per request (pg_stat_database: every "
+            f"backend, autovacuum's workers included): first pass {first['read']:,.0f} read outside PostgreSQL's "
+            f"buffers (the OS's page cache or the disk) and {first['hit']:,.0f} found in them; repeated "
+            f"{second['read']:,.0f} read, {second['hit']:,.0f} found.",
         ]
     if "reads-depth" in img:
         lines += ["", f"![page latency by depth]({img['reads-depth']})"]
