@@ -69,7 +69,7 @@ def targets(url: str, count: int, seed: int = 5) -> dict[str, Any]:
     for _ in range(count):
         start = lo + timedelta(seconds=rng.uniform(0, max(0.0, span - 86400)))
         windows.append((start, start + timedelta(days=1)))
-    return {"domains": domains, "ids": ids[:count], "windows": windows, "span": (lo, hi), "rng": rng}
+    return {"domains": domains, "ids": ids[:count], "windows": windows, "span": (lo, hi)}
 
 
 QUERIES = (
@@ -85,8 +85,8 @@ QUERIES = (
 
 def _blocks(url: str, settle_s: float) -> tuple[int, int]:
     """(read, hit) shared blocks of the database so far, by every backend (autovacuum's workers too): read = not in
-    PostgreSQL's buffers (from the OS's page cache or the disk), hit = found in them. Waits `settle_s` first: an idle backend reports its counts up to 10 s
-    late (PostgreSQL 15+)."""
+    PostgreSQL's buffers (from the OS's page cache or the disk), hit = found in them. Waits `settle_s` first: an
+    idle backend reports its counts up to 10 s late (PostgreSQL 15+)."""
     time.sleep(settle_s)
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
@@ -141,9 +141,9 @@ def _latency(timings: dict[str, list[float]]) -> dict[str, dict[str, float]]:
 
 
 def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
-    """The requests twice in the same order: the first pass is what is judged (right after the migration, pages
-    mostly not cached); the second repeats it with the pages the first read now cached — the difference, with
-    the blocks each pass read, says how much of the latency is reading pages."""
+    """The requests twice in the same order: the first pass is what is judged (right after the migration); the
+    second repeats it, when the pages the first read would be cached. The two, with the blocks the database read in
+    each, tell reading pages apart from other work (autovacuum's among it)."""
     from mandate.db import decisions as q
 
     count = 20 if quick else 300
@@ -162,8 +162,8 @@ def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
         for _ in range(3):  # warm-up: connections, statement preparation
             org, dom = t["domains"][0]
             get("/api/decisions", {"organization_id": org, "domain": dom, "limit": PAGE})
+        settle = 1.0 if quick else 11.0
         for _ in range(2):
-            settle = 1.0 if quick else 11.0
             read0, hit0 = _blocks(database_url, settle)
             timings, depth, deep_cursor, requests = _one_pass(get, t, count, pages, seed=11)
             read1, hit1 = _blocks(database_url, settle)
