@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mandate.migrate.estimate import Calibration, RunRecord, from_calibration, from_rehearsal
+from mandate.migrate.estimate import Calibration, RunRecord, copy_seconds, from_calibration, from_rehearsal
 
 GB = 1_000_000_000
 CALIBRATION = Calibration(sample_rows=20_000, sample_bytes=12_582_912, seconds=0.017)
@@ -30,6 +30,16 @@ def test_a_faster_server_gets_a_shorter_estimate() -> None:
     slow = from_calibration(_tables(GB), 2 * GB, CALIBRATION)
     fast = from_calibration(_tables(GB), 2 * GB, Calibration(20_000, 12_582_912, 0.0085))
     assert fast.migration_s == pytest.approx(slow.migration_s / 2, rel=0.01)
+
+
+def test_the_copy_time_is_the_median_on_the_servers_cpu_clock_and_the_fastest_on_the_wall_clock() -> None:
+    """Copies of 10 ms in ms: one lucky copy (a CPU-second that did more) does not move a CPU-clock calibration, and
+    neither do slow ones; on the wall clock other work only ever adds time, so bursts are dropped by the minimum."""
+    steady = [0.010, 0.0101, 0.0099, 0.0102, 0.0098, 0.0100, 0.0101]
+    assert copy_seconds(steady, "cpu") == 0.0100
+    assert copy_seconds([*steady, 0.0076], "cpu") == pytest.approx(0.0100, rel=0.01)  # 24 % faster, once
+    assert copy_seconds([*steady, 0.030, 0.030], "cpu") == pytest.approx(0.0100, rel=0.01)
+    assert copy_seconds([0.030, 0.025, *steady, 0.040, 0.035, 0.050, 0.045, 0.050, 0.060, 0.070], "wall") == 0.0098
 
 
 def test_a_rehearsal_is_scaled_by_the_size_of_what_008_rewrites() -> None:
