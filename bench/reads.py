@@ -57,25 +57,28 @@ def targets(url: str, count: int, seed: int = 5) -> dict[str, Any]:
     with psycopg.connect(url, autocommit=True) as conn:
         domains = conn.execute("SELECT organization_id::text, domain FROM mandate.domains ORDER BY 1, 2").fetchall()
         lo, hi = conn.execute('SELECT min("timestamp"), max("timestamp") FROM mandate.decision_events').fetchone()  # type: ignore[misc]
-        ids = [
-            str(r[0])
-            for r in conn.execute(
-                "SELECT decision_id FROM mandate.decision_events TABLESAMPLE SYSTEM (1) LIMIT %s", [count * 5]
-            ).fetchall()
-        ]
-    rng.shuffle(ids)
+        sampled = conn.execute(
+            "SELECT decision_id::text, organization_id::text, domain, scope->>'agent' FROM mandate.decision_events"
+            " TABLESAMPLE SYSTEM (1) WHERE scope->>'agent' IS NOT NULL LIMIT %s",
+            [count * 5],
+        ).fetchall()
+    rng.shuffle(sampled)
+    ids = [r[0] for r in sampled]
+    # (organization, domain, agent) of sampled decisions: an agent is chosen as often as it decides.
+    agents = [(r[1], r[2], r[3]) for r in sampled]
     span = (hi - lo).total_seconds()
     windows = []
     for _ in range(count):
         start = lo + timedelta(seconds=rng.uniform(0, max(0.0, span - 86400)))
         windows.append((start, start + timedelta(days=1)))
-    return {"domains": domains, "ids": ids[:count], "windows": windows, "span": (lo, hi)}
+    return {"domains": domains, "ids": ids[:count], "agents": agents[:count], "windows": windows, "span": (lo, hi)}
 
 
 QUERIES = (
     "list by domain",
     "list by domain + verdict",
     "list by domain + verdict + time range",
+    "list by domain + agent",
     "deep pagination (per page)",
     "decision detail",
     "decision timeline",
@@ -114,13 +117,16 @@ def _one_pass(
         timings["list by domain + verdict"].append(get("/api/decisions", {**base, "verdict": verdict})[0])
         window = {**base, "verdict": verdict, "since": since.isoformat(), "until": until.isoformat()}
         timings["list by domain + verdict + time range"].append(get("/api/decisions", window)[0])
+        a_org, a_dom, agent = t["agents"][i % len(t["agents"])]
+        by_agent = {"organization_id": a_org, "domain": a_dom, "agent": agent, "limit": PAGE}
+        timings["list by domain + agent"].append(get("/api/decisions", by_agent)[0])
         decision_id = t["ids"][i % len(t["ids"])]
         a = get(f"/api/decisions/{decision_id}")[0]
         b = get(f"/api/decisions/{decision_id}/timeline")[0]
         timings["decision detail"].append(a)
         timings["decision timeline"].append(b)
         timings["detail + timeline"].append(a + b)
-        requests += 5
+        requests += 6
     deep_cursor: dict[str, Any] = {}
     for org, dom in t["domains"][:3]:
         params: dict[str, Any] = {"organization_id": org, "domain": dom, "limit": PAGE}
@@ -140,16 +146,45 @@ def _latency(timings: dict[str, list[float]]) -> dict[str, dict[str, float]]:
     return {name: {k: round(v, 3) for k, v in summary(s).items()} for name, s in timings.items()}
 
 
-def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
-    """The requests twice in the same order: the first pass is what is judged (right after the migration); the
-    second repeats it, when the pages the first read would be cached. The two, with the blocks the database read in
-    each, tell reading pages apart from other work (autovacuum's among it)."""
-    from mandate.db import decisions as q
+def _vacuum_state(url: str) -> dict[str, Any]:
+    """What autovacuum is doing and has done to the event tables (it starts on its own after the migration's rewrite:
+    the runbook ANALYZEs but does not VACUUM)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        running = conn.execute(
+            "SELECT relid::regclass::text, phase, heap_blks_scanned, heap_blks_total FROM pg_stat_progress_vacuum"
+            " WHERE datname = current_database()"
+        ).fetchall()
+        done = conn.execute(
+            "SELECT relname, autovacuum_count, vacuum_count, n_dead_tup FROM pg_stat_user_tables"
+            " WHERE schemaname = 'mandate' AND relname IN ('decision_events', 'verdict_events', 'audit_timeline_entries')"
+            " ORDER BY relname"
+        ).fetchall()
+    return {
+        "running": [{"table": r[0], "phase": r[1], "scanned": r[2], "total": r[3]} for r in running],
+        "tables": {r[0]: {"autovacuums": r[1], "vacuums": r[2], "dead_rows": r[3]} for r in done},
+    }
 
+
+# The index a list by domain + agent calls for (the list's own order after the agent), as migration 015 builds it;
+# created here, after the settled pass, when the database does not have it yet: an A/B on the same database.
+AGENT_INDEX = "idx_decision_events_agent"
+_AGENT_INDEX_SQL = (
+    f"CREATE INDEX {AGENT_INDEX} ON mandate.decision_events"
+    " (organization_id, domain, (scope->>'agent'), \"timestamp\" DESC, decision_id DESC, stage DESC)"
+)
+
+
+def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
+    """The requests in the same order, pass after pass: right after the migration (judged as what an operator meets
+    first); repeated at once (the pages the first read would be cached); after a VACUUM (ANALYZE) of the database
+    (settled: visibility map set, autovacuum's first pass over the rewritten tables done), judged as the steady
+    state; and, when the database lacks the agent index, once more after creating it. The blocks the database read
+    in each pass tell reading pages apart from other work (autovacuum's among it)."""
     count = 20 if quick else 300
     pages = 5 if quick else 200
     t = targets(database_url, count)
-    passes: list[dict[str, Any]] = []
+    passes: dict[str, dict[str, Any]] = {}
+    extra: dict[str, Any] = {}
     with serve(database_url, work) as served, httpx.Client(base_url=served.base_url, timeout=30) as client:
 
         def get(path: str, params: dict[str, Any] | None = None) -> tuple[float, dict[str, Any]]:
@@ -163,21 +198,97 @@ def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
             org, dom = t["domains"][0]
             get("/api/decisions", {"organization_id": org, "domain": dom, "limit": PAGE})
         settle = 1.0 if quick else 11.0
-        for _ in range(2):
+
+        def one(name: str) -> None:
             read0, hit0 = _blocks(database_url, settle)
             timings, depth, deep_cursor, requests = _one_pass(get, t, count, pages, seed=11)
             read1, hit1 = _blocks(database_url, settle)
-            passes.append(
-                {
-                    "timings": timings,
-                    "depth": depth,
-                    "requests": requests,
-                    "blocks_read_per_request": round((read1 - read0) / requests, 2),
-                    "blocks_hit_per_request": round((hit1 - hit0) / requests, 2),
-                }
-            )
-    # EXPLAIN (ANALYZE, BUFFERS) of the SQL behind each request, with representative parameters.
+            passes[name] = {
+                "timings": timings,
+                "depth": depth,
+                "deep_cursor": deep_cursor,
+                "requests": requests,
+                "blocks_read_per_request": round((read1 - read0) / requests, 2),
+                "blocks_hit_per_request": round((hit1 - hit0) / requests, 2),
+            }
+            print(f"  pass '{name}' done", flush=True)
+
+        one("first")
+        one("repeat")
+        extra["vacuum_before_settling"] = _vacuum_state(database_url)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            t0 = time.perf_counter()
+            conn.execute("VACUUM (ANALYZE)")
+            extra["vacuum_analyze_s"] = round(time.perf_counter() - t0, 1)
+        print(f"  VACUUM (ANALYZE) {extra['vacuum_analyze_s']} s", flush=True)
+        one("settled")
+        plans = _plans(database_url, t, passes["settled"]["deep_cursor"], pages)
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            had_index = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"mandate.{AGENT_INDEX}"]).fetchone()
+            if had_index and not had_index[0]:
+                t0 = time.perf_counter()
+                conn.execute(_AGENT_INDEX_SQL)
+                conn.execute("ANALYZE mandate.decision_events")
+                extra["agent_index_created_s"] = round(time.perf_counter() - t0, 1)
+                extra["agent_index_bytes"] = conn.execute(  # type: ignore[index]
+                    "SELECT pg_relation_size(%s::regclass)", [f"mandate.{AGENT_INDEX}"]
+                ).fetchone()[0]
+        if "agent_index_created_s" in extra:
+            print(f"  agent index created in {extra['agent_index_created_s']} s", flush=True)
+            one("agent index")
+            plans[f"list by domain + agent (with {AGENT_INDEX})"] = _agent_plan(database_url, t)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*) FROM mandate.decision_events").fetchone()[0]  # type: ignore[index]
+
+    def block(p: dict[str, Any]) -> dict[str, float]:
+        return {"read": p["blocks_read_per_request"], "hit": p["blocks_hit_per_request"]}
+
+    first = passes["first"]
+    results: dict[str, Any] = {
+        "quick": quick,
+        "decisions": int(rows),
+        "requests_per_query": count,
+        "pages_deep": pages,
+        "page_size": PAGE,
+        "latency_ms": _latency(first["timings"]),
+        "depth_ms": [(d, round(ms, 3)) for d, ms in first["depth"]],
+        "blocks_per_request": block(first),
+        "repeat": {"latency_ms": _latency(passes["repeat"]["timings"]), "blocks_per_request": block(passes["repeat"])},
+        "settled": {
+            "latency_ms": _latency(passes["settled"]["timings"]),
+            "blocks_per_request": block(passes["settled"]),
+            "vacuum_analyze_s": extra["vacuum_analyze_s"],
+            "autovacuum_before": extra["vacuum_before_settling"],
+        },
+        "plans": plans,
+    }
+    if "agent index" in passes:
+        results["agent_index"] = {
+            "index": AGENT_INDEX,
+            "created_s": extra["agent_index_created_s"],
+            "bytes": extra["agent_index_bytes"],
+            "latency_ms": _latency(passes["agent index"]["timings"]),
+            "blocks_per_request": block(passes["agent index"]),
+        }
+    for name, s in results["latency_ms"].items():
+        print(
+            f"  {name:<40} p99 first {s['p99']:.2f} ms, repeated {results['repeat']['latency_ms'][name]['p99']:.2f},"
+            f" settled {results['settled']['latency_ms'][name]['p99']:.2f}"
+            + (
+                f", agent index {results['agent_index']['latency_ms'][name]['p99']:.2f}"
+                if "agent_index" in results
+                else ""
+            ),
+            flush=True,
+        )
+    return results
+
+
+def _plans(url: str, t: dict[str, Any], deep_cursor: dict[str, Any], pages: int) -> dict[str, str]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the SQL behind each request, with representative parameters."""
     from uuid import UUID
+
+    from mandate.db import decisions as q
 
     org, dom = t["domains"][0]
     since, until = t["windows"][0]
@@ -187,44 +298,24 @@ def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
     cursor = q.Cursor.decode(deep_cursor["cursor"]) if deep_cursor.get("cursor") else None
     fd = q.DecisionFilter(organization_id=UUID(deep_cursor["organization_id"]), domain=deep_cursor["domain"])
     decision = UUID(t["ids"][0])
-    plans = {
-        "list by domain": explain(database_url, lambda c: q.list_decisions(c, f, limit=PAGE + 1)),
-        "list by domain + verdict": explain(database_url, lambda c: q.list_decisions(c, fv, limit=PAGE + 1)),
-        "list by domain + verdict + time range": explain(
-            database_url, lambda c: q.list_decisions(c, ft, limit=PAGE + 1)
-        ),
+    return {
+        "list by domain": explain(url, lambda c: q.list_decisions(c, f, limit=PAGE + 1)),
+        "list by domain + verdict": explain(url, lambda c: q.list_decisions(c, fv, limit=PAGE + 1)),
+        "list by domain + verdict + time range": explain(url, lambda c: q.list_decisions(c, ft, limit=PAGE + 1)),
+        "list by domain + agent": _agent_plan(url, t),
         f"deep pagination (page {pages})": explain(
-            database_url, lambda c: q.list_decisions(c, fd, limit=PAGE + 1, cursor=cursor)
+            url, lambda c: q.list_decisions(c, fd, limit=PAGE + 1, cursor=cursor)
         ),
-        "decision detail": explain(database_url, lambda c: q.get_decision(c, decision)),
-        "decision timeline": explain(database_url, lambda c: q.get_timeline(c, decision)),
+        "decision detail": explain(url, lambda c: q.get_decision(c, decision)),
+        "decision timeline": explain(url, lambda c: q.get_timeline(c, decision)),
     }
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        rows = conn.execute("SELECT count(*) FROM mandate.decision_events").fetchone()[0]  # type: ignore[index]
-    first, repeat = passes
-    results: dict[str, Any] = {
-        "quick": quick,
-        "decisions": int(rows),
-        "requests_per_query": count,
-        "pages_deep": pages,
-        "page_size": PAGE,
-        "latency_ms": _latency(first["timings"]),
-        "depth_ms": [(d, round(ms, 3)) for d, ms in first["depth"]],
-        "blocks_per_request": {"read": first["blocks_read_per_request"], "hit": first["blocks_hit_per_request"]},
-        "repeat": {
-            "latency_ms": _latency(repeat["timings"]),
-            "blocks_per_request": {
-                "read": repeat["blocks_read_per_request"],
-                "hit": repeat["blocks_hit_per_request"],
-            },
-        },
-        "plans": plans,
-    }
-    for name, s in results["latency_ms"].items():
-        again = results["repeat"]["latency_ms"][name]
-        print(
-            f"  {name:<40} p50 {s['p50']:.2f} ms  p99 {s['p99']:.2f} ms   repeated: p50 {again['p50']:.2f} ms  "
-            f"p99 {again['p99']:.2f} ms",
-            flush=True,
-        )
-    return results
+
+
+def _agent_plan(url: str, t: dict[str, Any]) -> str:
+    from uuid import UUID
+
+    from mandate.db import decisions as q
+
+    org, dom, agent = t["agents"][0]
+    fa = q.DecisionFilter(organization_id=UUID(org), domain=dom, agent=agent)
+    return explain(url, lambda c: q.list_decisions(c, fa, limit=PAGE + 1))
