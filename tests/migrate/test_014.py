@@ -36,12 +36,13 @@ def test_the_released_014_and_this_one_fill_the_same_verdicts_and_reach_the_same
 ) -> None:
     old = released_chain(tmp_path / "migrations", "014_decision_verdict_index.sql")
     assert old[-1].checksum in runner.EARLIER_CHECKSUMS[14]
-    assert old[-1].checksum != load(MIGRATIONS)[-1].checksum
+    assert old[-1].checksum != next(f for f in load(MIGRATIONS) if f.version == 14).checksum
     filled = {}
     for name, files in (("released", old), ("now", load(MIGRATIONS))):
         url, latest = _legacy_at_013(fresh_db)
         with psycopg.connect(url, autocommit=True) as conn:
             runner.Runner(conn, files=files).up()
+            runner.Runner(conn).up()  # the migrations after 014, if any
             st = runner.status(conn)
             assert st.changed == [] and st.pending == [], "the released 014 is an accepted earlier version of the file"
             verdicts = _verdicts(conn)
