@@ -1,6 +1,7 @@
 """The group-commit writer alone, without HTTP: a batch of plain decision stages written as one multi-row statement
 (`db.writes.insert_decisions`, as shipped) against one statement per stage, pipelined (as before) — the CPU each
-costs the client (the server's writer) and PostgreSQL per decision, and the time per batch, in one run.
+costs the client (the server's writer) and PostgreSQL per decision, and the time per batch, in one run; and the
+multi-row statement again into a second database without migration 015's agent index (what that index costs a write).
 
     python -m bench.writes                # batches of 8 and 32, 6 interleaved rounds × 150 batches per way
     python -m bench.writes --quick        # tiny (a smoke run)
@@ -37,7 +38,9 @@ from bench.machine import facts, record, standalone_parser
 from bench.served import cpu_seconds
 
 RESULTS = Path(__file__).resolve().parent / "results" / "writes.json"
-WAYS = ("multi-row statement", "one statement each")
+WAYS = ("multi-row statement", "one statement each", "multi-row, without the agent index")
+# The third way writes as the first, into a second database without migration 015's index (its write cost).
+WITHOUT_INDEX = "idx_decision_events_agent"
 
 
 async def _plain(conn: psycopg.AsyncConnection[Any]) -> list[Any]:
@@ -76,28 +79,29 @@ def _one_each(prepared: list[Any]) -> list[list[int]]:
 
 
 async def _measure(
-    url: str, size: int, batches: int, rounds: int, warm: int
-) -> tuple[dict[str, list[dict[str, float]]], list[tuple[str, int]]]:
+    urls: dict[str, str], size: int, batches: int, rounds: int, warm: int
+) -> tuple[dict[str, list[dict[str, float]]], list[tuple[str, str, int]]]:
     import mandate.group_commit as gc
     from mandate.db.connect import use_fast_json
 
     grouping: dict[str, Callable[[list[Any]], list[list[int]]]] = {
         "multi-row statement": gc._statements,
         "one statement each": _one_each,
+        "multi-row, without the agent index": gc._statements,
     }
     conns = {}
     for way in WAYS:
-        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, row_factory=dict_row)
+        conn = await psycopg.AsyncConnection.connect(urls[way], autocommit=True, row_factory=dict_row)
         use_fast_json(conn)
         conns[way] = conn
     runs: dict[str, list[dict[str, float]]] = {way: [] for way in WAYS}
-    tags: list[tuple[str, int]] = []
+    tags: list[tuple[str, str, int]] = []
     shipped = gc._statements
     try:
         plain = await _plain(conns[WAYS[0]])
         n = 0
         for round_ in range(rounds + 1):  # round 0 warms each connection, not measured
-            for way in WAYS if round_ % 2 else tuple(reversed(WAYS)):
+            for way in WAYS if round_ % 2 else tuple(reversed(WAYS)):  # alternating, so drift hits every way
                 tag = f"{uuid.uuid4().hex[:8]}"
                 count = warm if round_ == 0 else batches
                 work = [_fresh(plain, size, tag, n + b * size) for b in range(count)]
@@ -110,7 +114,7 @@ async def _measure(
                     await gc._insert(conn, batch)
                 t1, cpu1, pg1 = time.perf_counter(), time.process_time(), cpu_seconds(backend)
                 gc._statements = shipped
-                tags.append((tag, count * size))
+                tags.append((urls[way], tag, count * size))
                 if round_ == 0:
                     continue
                 decisions = count * size
@@ -132,14 +136,24 @@ def _median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
+def _ratios(a: dict[str, float], b: dict[str, float], keys: tuple[str, ...]) -> dict[str, float | None]:
+    """a ÷ b per key; None where b measured nothing (process CPU times count in clock ticks of 10 ms: a tiny run's
+    backend may show none)."""
+    return {key: round(a[key] / b[key], 3) if b[key] else None for key in keys}
+
+
 def run(server: postgres.Server, sizes: tuple[int, ...], batches: int, rounds: int, warm: int) -> dict[str, Any]:
     database, url = prepare_database(server, seeded=SEEDED)
+    bare, bare_url = prepare_database(server, seeded=SEEDED)
+    with psycopg.connect(bare_url, autocommit=True) as conn:
+        conn.execute(f"DROP INDEX mandate.{WITHOUT_INDEX}")
+    urls = {way: bare_url if "without" in way else url for way in WAYS}
     out: dict[str, Any] = {"batches_per_round": batches, "rounds": rounds, "seeded": SEEDED, "sizes": []}
     try:
         for size in sizes:
-            runs, tags = asyncio.run(_measure(url, size, batches, rounds, warm))
-            checks = [verify(url, tag, count, 0) for tag, count in tags]
-            stored, expected = sum(c["stored"] for c in checks), sum(count for _, count in tags)
+            runs, tags = asyncio.run(_measure(urls, size, batches, rounds, warm))
+            checks = [verify(u, tag, count, 0) for u, tag, count in tags]
+            stored, expected = sum(c["stored"] for c in checks), sum(count for _, _, count in tags)
             ok = all(c["ok"] for c in checks) and stored == expected
             row: dict[str, Any] = {"batch_size": size, "stored": stored, "ok": ok, "ways": {}}
             for way, measured in runs.items():
@@ -147,9 +161,9 @@ def run(server: postgres.Server, sizes: tuple[int, ...], batches: int, rounds: i
                     "rounds": measured
                 }
             multi, each = row["ways"]["multi-row statement"], row["ways"]["one statement each"]
-            row["multi_over_each"] = {
-                key: round(multi[key] / each[key], 3) for key in ("client_cpu_us", "postgres_cpu_us", "batch_ms")
-            }
+            row["multi_over_each"] = _ratios(multi, each, ("client_cpu_us", "postgres_cpu_us", "batch_ms"))
+            bare_way = row["ways"]["multi-row, without the agent index"]
+            row["with_over_without_agent_index"] = _ratios(multi, bare_way, ("postgres_cpu_us", "batch_ms"))
             print(
                 f"  batches of {size}: "
                 + "; ".join(
@@ -163,6 +177,7 @@ def run(server: postgres.Server, sizes: tuple[int, ...], batches: int, rounds: i
             out["sizes"].append(row)
     finally:
         server.drop(database)
+        server.drop(bare)
     return out
 
 

@@ -109,11 +109,11 @@ def test_the_split_008_experiment_runs_quick_and_builds_every_deferred_index(tmp
 
 
 @pytest.mark.slow
-def test_the_writer_benchmark_runs_quick_and_stores_every_decision_both_ways(tmp_path: Path) -> None:
+def test_the_writer_benchmark_runs_quick_and_stores_every_decision_every_way(tmp_path: Path) -> None:
     results = quick_results(tmp_path, "bench.writes")  # nothing about speed is asserted
     (row,) = results["sizes"]
-    assert row["ok"] and row["stored"] == 2 * (5 + 5) * 8, row  # both ways: 5 warm-up and 5 measured batches of 8
-    assert set(row["ways"]) == {"multi-row statement", "one statement each"}
+    assert row["ok"] and row["stored"] == 3 * (5 + 5) * 8, row  # three ways: 5 warm-up and 5 measured batches of 8
+    assert set(row["ways"]) == {"multi-row statement", "one statement each", "multi-row, without the agent index"}
     assert all(w["client_cpu_us"] > 0 and w["batch_ms"] > 0 for w in row["ways"].values())
 
 
