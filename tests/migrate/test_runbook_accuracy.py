@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from mandate.migrate import preflight, report
+from mandate.migrate import estimate, preflight, report
 from mandate.migrate.remedies import Remedies
 from tests import legacy_data
 from tests.migrate.test_runbook import book, make_legacy
@@ -59,12 +59,27 @@ def test_a_core_taken_by_another_process_does_not_count_in_the_calibration_of_a_
         finally:
             hog.kill()
             hog.wait(timeout=10)
+        # The copies stayed in the backend's memory: the session's temp_buffers was raised for them.
+        assert conn.execute("SHOW temp_buffers").fetchone() == (estimate.CALIBRATION_TEMP_BUFFERS,)
     assert found.estimate is not None and found.estimate.calibration is not None
     calibration = found.estimate.calibration
     assert (calibration.clock, calibration.sample_rows) == ("cpu", 20_000)
     assert calibration.sample_bytes > 0 and calibration.seconds > 0
     assert "ms of server CPU time" in found.estimate.basis
     assert found.estimate.migration_s > 0
+
+
+def test_a_session_that_used_a_temporary_table_still_calibrates_with_its_temp_buffers(
+    fresh_db: Callable[..., str],
+) -> None:
+    url = make_legacy(fresh_db)
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = conn.execute("SHOW temp_buffers").fetchone()
+        conn.execute("CREATE TEMPORARY TABLE used (a int)")
+        conn.execute("INSERT INTO used VALUES (1)")
+        calibration = estimate.calibrate(conn, repeats=1)
+        assert conn.execute("SHOW temp_buffers").fetchone() == before != (estimate.CALIBRATION_TEMP_BUFFERS,)
+    assert calibration.sample_rows == 300 and calibration.sample_bytes > 0 and calibration.seconds > 0
 
 
 def test_a_template_copy_without_search_path_is_noted_with_the_command(fresh_db: Callable[..., str]) -> None:

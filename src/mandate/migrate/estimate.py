@@ -28,6 +28,7 @@ from mandate.db import migration_estimate
 HISTORY = "migration-008-runs.json"
 _KEEP = 50
 SAMPLE_ROWS = 20_000
+CALIBRATION_TEMP_BUFFERS = "64MB"  # room for the sample in the backend's memory (allocated only as it is used)
 CALIBRATION_REPEATS = 10
 CALIBRATION_WINDOW_S = 2.0  # … and for at least this long, so that a burst of other work cannot cover every copy
 CALIBRATION_MAX_REPEATS = 200
@@ -77,9 +78,16 @@ _AROUND_FIXED_BYTES = 0.1e9
 # measured at 1 000 000 decisions (46.1 s for 984 MB at a calibration of 1,331 MB/s: 62 — the first guess, 20,
 # derived from the earlier UPDATE's fit at small sizes, put 014 at a third of that), both then × 1.3 for the chain's
 # time at 3 M and 10 M (bench/findings.md, "Migration 008", round 2).
-_CHAIN_FACTORS = {"audit_timeline_entries": 6.5, "decision_events": 80.0}
+# 015 builds one index on decision_events: 16.8 s at 10 M decisions (8.05 GB, a calibration of 1,353 MB/s): 2.8,
+# added as 3.
+_CHAIN_FACTORS = {"audit_timeline_entries": 6.5, "decision_events": 83.0}
 _CHAIN_FIXED_BYTES = 0.1e9
 _DUMP_FACTOR = 7.0  # pg_dump, then a full read of the archive, per byte of the database
+# Every price above was fitted to calibrations whose copy did not fit in temp_buffers; kept in the backend's memory
+# (CALIBRATION_TEMP_BUFFERS) the same copy runs faster: 1.17 × on the benchmarks' PostgreSQL, 1.05 × on the test
+# machine's PostgreSQL 15 (8 calibrations each way, alternating, on one 20,000-decision database). The rate is
+# divided by the former, so that the fitted prices still apply.
+_IN_MEMORY_SPEEDUP = 1.17
 
 
 @dataclass(frozen=True)
@@ -232,6 +240,13 @@ def calibrate(
 ) -> Calibration:
     """Time copying up to `rows` decision events into a temporary table (in a savepoint, rolled back).
 
+    The copy is kept in the backend's own memory: the session's `temp_buffers` is raised to CALIBRATION_TEMP_BUFFERS
+    first (allowed until the session's first temporary table; otherwise left as it is). A copy larger than
+    `temp_buffers` (8 MB by default, the sample ~13 MB) hands pages to the operating system, whose cost depends on
+    what else the kernel is doing: right after a 24 GB database was written, with the machine's memory full of page
+    cache, such copies took 2.4 × the server CPU time of the same copies 40 minutes later (bench/findings.md, "The
+    calibration's sample").
+
     One copy takes milliseconds, so a single timing swings with the cache and with whatever else the machine does:
     the copy is made once to warm the cache (not counted), then at least `repeats` times over at least
     CALIBRATION_WINDOW_S, and one time is taken from them all (`copy_seconds`). When the server runs on this machine,
@@ -239,6 +254,7 @@ def calibrate(
     nothing even when they keep every core busy for the whole window (a wall-clock minimum only survives bursts).
     How far two pre-flights of one database agree is measured by `python -m bench migration` (docs/benchmarks.md),
     not asserted by a test: it is a matter of the machine's noise."""
+    migration_estimate.raise_temp_buffers(conn, CALIBRATION_TEMP_BUFFERS)
     cpu = _backend_cpu_clock(conn)
     timings: list[float] = []
     sample: tuple[int, int] | None = None
@@ -269,7 +285,7 @@ def copy_seconds(timings: list[float], clock: str) -> float:
 
 
 def from_calibration(table_bytes: dict[str, int], db_bytes: int, calibration: Calibration) -> Estimate:
-    rate = max(calibration.bytes_per_s, 1e6)
+    rate = max(calibration.bytes_per_s / _IN_MEMORY_SPEEDUP, 1e6)
 
     def rewritten(tables: tuple[str, ...]) -> int:
         return sum(table_bytes.get(t, 0) for t in tables)
@@ -283,7 +299,8 @@ def from_calibration(table_bytes: dict[str, int], db_bytes: int, calibration: Ca
     clock = "server CPU time" if calibration.clock == "cpu" else "wall clock"
     basis = (
         f"calibration: copied {calibration.sample_rows} decision events ({calibration.sample_bytes} bytes) "
-        f"in {calibration.seconds * 1000:.0f} ms of {clock} ({rate / 1e6:.0f} MB/s); no rehearsal recorded"
+        f"in {calibration.seconds * 1000:.0f} ms of {clock} ({calibration.bytes_per_s / 1e6:.0f} MB/s); "
+        "no rehearsal recorded"
     )
     return Estimate(sum(phases.values()) + around + chain, _DUMP_FACTOR * db_bytes / rate, phases, basis, calibration)
 
