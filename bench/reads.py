@@ -79,6 +79,7 @@ QUERIES = (
     "list by domain + verdict",
     "list by domain + verdict + time range",
     "list by domain + agent",
+    "list by domain + rare agent",
     "deep pagination (per page)",
     "decision detail",
     "decision timeline",
@@ -120,6 +121,9 @@ def _one_pass(
         a_org, a_dom, agent = t["agents"][i % len(t["agents"])]
         by_agent = {"organization_id": a_org, "domain": a_dom, "agent": agent, "limit": PAGE}
         timings["list by domain + agent"].append(get("/api/decisions", by_agent)[0])
+        if i % RARE_EVERY == 0:
+            timings["list by domain + rare agent"].append(get("/api/decisions", {**t["rare"], "limit": PAGE})[0])
+            requests += 1
         decision_id = t["ids"][i % len(t["ids"])]
         a = get(f"/api/decisions/{decision_id}")[0]
         b = get(f"/api/decisions/{decision_id}/timeline")[0]
@@ -165,8 +169,34 @@ def _vacuum_state(url: str) -> dict[str, Any]:
     }
 
 
-# The index a list by domain + agent calls for (the list's own order after the agent), as migration 015 builds it;
-# created here, after the settled pass, when the database does not have it yet: an A/B on the same database.
+# A rare agent: RARE_DECISIONS decisions of one domain, the oldest ones, copied under a new agent name before the
+# first pass (the generated agents each decide 1 in 25 of their domain's decisions, so a page of one of them is
+# found near the top of the domain's history; an agent that rarely decides is the worst case of a list by agent:
+# without an index on the agent, its first page reads the whole domain). Requested every RARE_EVERY-th round.
+RARE_AGENT = "bench-rare-agent"
+RARE_DECISIONS = 20
+RARE_EVERY = 15
+
+
+def add_rare_agent(url: str, t: dict[str, Any]) -> dict[str, str]:
+    org, dom = t["domains"][0]
+    with psycopg.connect(url) as conn:  # one transaction
+        conn.execute(
+            "CREATE TEMPORARY TABLE bench_rare ON COMMIT DROP AS SELECT * FROM mandate.decision_events"
+            ' WHERE organization_id = %s AND domain = %s ORDER BY "timestamp", decision_id, stage LIMIT %s',
+            [org, dom, RARE_DECISIONS],
+        )
+        conn.execute(
+            "UPDATE bench_rare SET decision_id = gen_random_uuid(), scope = jsonb_set(scope, '{agent}', to_jsonb(%s::text))",
+            [RARE_AGENT],
+        )
+        conn.execute("INSERT INTO mandate.decision_events SELECT * FROM bench_rare")
+    return {"organization_id": org, "domain": dom, "agent": RARE_AGENT}
+
+
+# The index a list by domain + agent calls for (the list's own order after the agent), as migration 015 builds it.
+# After the settled pass, an A/B on the same database: created when the database does not have it (migrated by
+# code before 015), dropped when it does.
 AGENT_INDEX = "idx_decision_events_agent"
 _AGENT_INDEX_SQL = (
     f"CREATE INDEX {AGENT_INDEX} ON mandate.decision_events"
@@ -178,11 +208,12 @@ def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
     """The requests in the same order, pass after pass: right after the migration (judged as what an operator meets
     first); repeated at once (the pages the first read would be cached); after a VACUUM (ANALYZE) of the database
     (settled: visibility map set, autovacuum's first pass over the rewritten tables done), judged as the steady
-    state; and, when the database lacks the agent index, once more after creating it. The blocks the database read
-    in each pass tell reading pages apart from other work (autovacuum's among it)."""
+    state; and once more after creating the agent index (or dropping it, when the database has it). The blocks the
+    database read in each pass tell reading pages apart from other work (autovacuum's among it)."""
     count = 20 if quick else 300
     pages = 5 if quick else 200
     t = targets(database_url, count)
+    t["rare"] = add_rare_agent(database_url, t)
     passes: dict[str, dict[str, Any]] = {}
     extra: dict[str, Any] = {}
     with serve(database_url, work) as served, httpx.Client(base_url=served.base_url, timeout=30) as client:
@@ -223,20 +254,12 @@ def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
         print(f"  VACUUM (ANALYZE) {extra['vacuum_analyze_s']} s", flush=True)
         one("settled")
         plans = _plans(database_url, t, passes["settled"]["deep_cursor"], pages)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            had_index = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"mandate.{AGENT_INDEX}"]).fetchone()
-            if had_index and not had_index[0]:
-                t0 = time.perf_counter()
-                conn.execute(_AGENT_INDEX_SQL)
-                conn.execute("ANALYZE mandate.decision_events")
-                extra["agent_index_created_s"] = round(time.perf_counter() - t0, 1)
-                extra["agent_index_bytes"] = conn.execute(  # type: ignore[index]
-                    "SELECT pg_relation_size(%s::regclass)", [f"mandate.{AGENT_INDEX}"]
-                ).fetchone()[0]
-        if "agent_index_created_s" in extra:
-            print(f"  agent index created in {extra['agent_index_created_s']} s", flush=True)
-            one("agent index")
-            plans[f"list by domain + agent (with {AGENT_INDEX})"] = _agent_plan(database_url, t)
+        extra["agent_index"] = _toggle_agent_index(database_url)
+        way = extra["agent_index"]["way"]
+        print(f"  {AGENT_INDEX} {'created' if way == 'with' else 'dropped'} in {extra['agent_index']['seconds']} s", flush=True)
+        one("agent index")
+        plans[f"list by domain + agent ({way} {AGENT_INDEX})"] = _agent_plan(database_url, t)
+        plans[f"list by domain + rare agent ({way} {AGENT_INDEX})"] = _agent_plan(database_url, t, rare=True)
     with psycopg.connect(database_url, autocommit=True) as conn:
         rows = conn.execute("SELECT count(*) FROM mandate.decision_events").fetchone()[0]  # type: ignore[index]
 
@@ -262,23 +285,17 @@ def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
         },
         "plans": plans,
     }
-    if "agent index" in passes:
-        results["agent_index"] = {
-            "index": AGENT_INDEX,
-            "created_s": extra["agent_index_created_s"],
-            "bytes": extra["agent_index_bytes"],
-            "latency_ms": _latency(passes["agent index"]["timings"]),
-            "blocks_per_request": block(passes["agent index"]),
-        }
+    results["agent_index"] = {
+        "index": AGENT_INDEX,
+        **extra["agent_index"],
+        "latency_ms": _latency(passes["agent index"]["timings"]),
+        "blocks_per_request": block(passes["agent index"]),
+    }
     for name, s in results["latency_ms"].items():
         print(
             f"  {name:<40} p99 first {s['p99']:.2f} ms, repeated {results['repeat']['latency_ms'][name]['p99']:.2f},"
-            f" settled {results['settled']['latency_ms'][name]['p99']:.2f}"
-            + (
-                f", agent index {results['agent_index']['latency_ms'][name]['p99']:.2f}"
-                if "agent_index" in results
-                else ""
-            ),
+            f" settled {results['settled']['latency_ms'][name]['p99']:.2f},"
+            f" {results['agent_index']['way']} the agent index {results['agent_index']['latency_ms'][name]['p99']:.2f}",
             flush=True,
         )
     return results
@@ -303,6 +320,7 @@ def _plans(url: str, t: dict[str, Any], deep_cursor: dict[str, Any], pages: int)
         "list by domain + verdict": explain(url, lambda c: q.list_decisions(c, fv, limit=PAGE + 1)),
         "list by domain + verdict + time range": explain(url, lambda c: q.list_decisions(c, ft, limit=PAGE + 1)),
         "list by domain + agent": _agent_plan(url, t),
+        "list by domain + rare agent": _agent_plan(url, t, rare=True),
         f"deep pagination (page {pages})": explain(
             url, lambda c: q.list_decisions(c, fd, limit=PAGE + 1, cursor=cursor)
         ),
@@ -311,11 +329,32 @@ def _plans(url: str, t: dict[str, Any], deep_cursor: dict[str, Any], pages: int)
     }
 
 
-def _agent_plan(url: str, t: dict[str, Any]) -> str:
+def _toggle_agent_index(url: str) -> dict[str, Any]:
+    """Create AGENT_INDEX (with an ANALYZE) when the database lacks it, else drop it: {way, seconds, bytes}."""
+    name = f"mandate.{AGENT_INDEX}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_relation_size(to_regclass(%s))", [name]).fetchone()
+        size = row[0] if row else None
+        t0 = time.perf_counter()
+        if size is None:
+            conn.execute(_AGENT_INDEX_SQL)
+            conn.execute("ANALYZE mandate.decision_events")
+            row = conn.execute("SELECT pg_relation_size(%s::regclass)", [name]).fetchone()
+            size = row[0] if row else None
+            way = "with"
+        else:
+            conn.execute(f"DROP INDEX {name}")
+            way = "without"
+        return {"way": way, "seconds": round(time.perf_counter() - t0, 1), "bytes": size}
+
+
+def _agent_plan(url: str, t: dict[str, Any], rare: bool = False) -> str:
     from uuid import UUID
 
     from mandate.db import decisions as q
 
-    org, dom, agent = t["agents"][0]
+    org, dom, agent = (
+        (t["rare"]["organization_id"], t["rare"]["domain"], t["rare"]["agent"]) if rare else t["agents"][0]
+    )
     fa = q.DecisionFilter(organization_id=UUID(org), domain=dom, agent=agent)
     return explain(url, lambda c: q.list_decisions(c, fa, limit=PAGE + 1))
