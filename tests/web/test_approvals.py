@@ -375,14 +375,23 @@ def test_long_poll_answers_when_the_request_is_resolved(world: World) -> None:
     quick = world.agent.get(f"/api/approvals/{approval_id}", params={"wait": 0.2})
     assert quick.json()["state"] == "pending"
 
+    rejected: list[int] = []
+
     def resolve_soon() -> None:
         time.sleep(0.5)
-        world.dba.post(f"/api/approvals/{approval_id}/reject", json={"reason": "not today"})
+        rejected.append(
+            world.dba.post(f"/api/approvals/{approval_id}/reject", json={"reason": "not today"}).status_code
+        )
 
-    threading.Thread(target=resolve_soon).start()
+    resolver = threading.Thread(target=resolve_soon)
+    resolver.start()
     started = time.monotonic()
     r = world.agent.get(f"/api/approvals/{approval_id}", params={"wait": 20})
     took = time.monotonic() - started
+    # The long poll may be answered before the rejection's own answer arrives: wait for it, so that the clients are
+    # not closed under it when the test ends.
+    resolver.join(timeout=30)
+    assert not resolver.is_alive() and rejected == [201]
     assert r.json()["state"] == "rejected"
     assert 0.3 < took < 10, took  # woken by the change, not by the 20 s bound
     assert world.agent.get(f"/api/approvals/{approval_id}", params={"wait": 61}).status_code == 422
