@@ -256,7 +256,10 @@ def run(database_url: str, quick: bool, work: Path) -> dict[str, Any]:
         plans = _plans(database_url, t, passes["settled"]["deep_cursor"], pages)
         extra["agent_index"] = _toggle_agent_index(database_url)
         way = extra["agent_index"]["way"]
-        print(f"  {AGENT_INDEX} {'created' if way == 'with' else 'dropped'} in {extra['agent_index']['seconds']} s", flush=True)
+        print(
+            f"  {AGENT_INDEX} {'created' if way == 'with' else 'dropped'} in {extra['agent_index']['seconds']} s",
+            flush=True,
+        )
         one("agent index")
         plans[f"list by domain + agent ({way} {AGENT_INDEX})"] = _agent_plan(database_url, t)
         plans[f"list by domain + rare agent ({way} {AGENT_INDEX})"] = _agent_plan(database_url, t, rare=True)
