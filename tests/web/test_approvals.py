@@ -370,6 +370,77 @@ def test_executed_stages_that_nothing_covered_are_findings(world: World) -> None
     assert any(e["summary"].startswith("finding: ") and e["severity"] == "critical" for e in timeline)
 
 
+def test_executed_stages_in_a_batch_are_judged_as_alone_on_their_stages_read_once(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch reads the stored stages of all its `executed` decisions in one query (issue 20, item 3); each is
+    still judged as it would be alone: the same refusal, consumption and findings as the test above."""
+    paused = world.pause()
+    approved = world.pause()
+    world.approve_all(approved["approval_request"]["approval_id"])
+    low = {"risk_level": "low", "reversible": True, "backup_first": True}
+    allowed = world.agent.post("/api/decisions", json=drop(context=low)).json()
+    assert allowed["verdict"] == "ALLOW"
+    never_asked = {**drop(), "stage": "executed"}
+    items = [
+        {**drop(), "decision_id": paused["decision_id"], "stage": "executed"},
+        {**drop(), "decision_id": approved["decision_id"], "stage": "executed"},
+        never_asked,
+        {**drop(context=low, target="production.users"), "decision_id": allowed["decision_id"], "stage": "executed"},
+    ]
+    reads: list[list[uuid.UUID]] = []
+    read_many = aq.earlier_stages_of
+
+    async def counted(conn: Any, decision_ids: list[uuid.UUID]) -> Any:
+        reads.append(list(decision_ids))
+        return await read_many(conn, decision_ids)
+
+    monkeypatch.setattr(aq, "earlier_stages_of", counted)
+
+    r = world.agent.post("/api/decisions/batch", json={"decisions": items})
+
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [201] * 4
+    assert reads == [[uuid.UUID(item["decision_id"]) for item in items]]  # one query for the four, none per stage
+    assert results[0]["approval"]["refusal"]["code"] == "pending"
+    assert results[1]["approval"]["accepted"] is True
+    findings = world.reader.get("/api/findings").json()["items"]
+    kinds = {f["decision_id"]: f["kind"] for f in findings}
+    assert kinds == {
+        paused["decision_id"]: "unapproved_execution",
+        never_asked["decision_id"]: "unapproved_execution",  # no earlier stage was decided
+        allowed["decision_id"]: "action_differs",
+    }
+    consumed = world.reader.get(f"/api/approvals/{approved['approval_request']['approval_id']}").json()
+    assert consumed["state"] == "consumed"
+
+
+def test_a_batch_whose_shared_read_fails_has_each_stage_read_its_own(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paused = world.pause()
+    items = [{**drop(), "decision_id": paused["decision_id"], "stage": "executed"}, {**drop(), "stage": "executed"}]
+    calls: list[int] = []
+    read_many = aq.earlier_stages_of
+
+    async def first_fails(conn: Any, decision_ids: list[uuid.UUID]) -> Any:
+        calls.append(len(decision_ids))
+        if len(calls) == 1:
+            raise psycopg.OperationalError("the shared read failed")
+        return await read_many(conn, decision_ids)
+
+    monkeypatch.setattr(aq, "earlier_stages_of", first_fails)
+
+    r = world.agent.post("/api/decisions/batch", json={"decisions": items})
+
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [201, 201]
+    assert sorted(calls) == [1, 1, 2]  # the batch's read, then each stage's own
+    assert results[0]["approval"]["refusal"]["code"] == "pending"  # still judged on its PAUSEd stage
+
+
 def test_long_poll_answers_when_the_request_is_resolved(world: World) -> None:
     approval_id = world.pause()["approval_request"]["approval_id"]
     quick = world.agent.get(f"/api/approvals/{approval_id}", params={"wait": 0.2})

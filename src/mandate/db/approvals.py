@@ -267,6 +267,11 @@ async def list_requests(
 
 async def earlier_stages(conn: AsyncConnection[Row], decision_id: UUID) -> list[Row]:
     """The stored stages of a decision with their verdicts and what their binding needs (oldest first)."""
+    return (await earlier_stages_of(conn, [decision_id]))[decision_id]
+
+
+async def earlier_stages_of(conn: AsyncConnection[Row], decision_ids: Sequence[UUID]) -> dict[UUID, list[Row]]:
+    """`earlier_stages` of several decisions in one query: each id's stages (oldest first), [] for an id with none."""
     query = sql.SQL("""SELECT d.decision_id, d.stage::text AS stage, d.intent, d.actor, d.target, d.context, d.scope,
                        d.organization_id::text AS organization_id, d.domain, d.token_id,
                        v.verdict_id, v.verdict::text AS verdict, v.explanation
@@ -274,8 +279,12 @@ async def earlier_stages(conn: AsyncConnection[Row], decision_id: UUID) -> list[
                 LEFT JOIN LATERAL (SELECT v.* FROM mandate.verdict_events v
                                    WHERE v.decision_id = d.decision_id AND {stage} = d.stage
                                    ORDER BY v."timestamp" DESC, v.verdict_id DESC LIMIT 1) v ON true
-                WHERE d.decision_id = %s ORDER BY d."timestamp", d.stage""").format(stage=sql.SQL(VERDICT_STAGE))
-    return await (await conn.execute(query, [decision_id])).fetchall()
+                WHERE d.decision_id = ANY(%s)
+                ORDER BY d.decision_id, d."timestamp", d.stage""").format(stage=sql.SQL(VERDICT_STAGE))
+    found: dict[UUID, list[Row]] = {decision_id: [] for decision_id in decision_ids}
+    for row in await (await conn.execute(query, [list(found)])).fetchall():
+        found[row["decision_id"]].append(row)
+    return found
 
 
 async def list_findings(

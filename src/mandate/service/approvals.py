@@ -54,14 +54,34 @@ def concerns_approvals(req: DecisionRequest) -> bool:
     return req.approval_id is not None or req.stage == "executed"
 
 
-async def approval_facts(conn: AsyncConnection[Row], req: DecisionRequest) -> ApprovalFacts:
+def _gate(earlier: list[Row]) -> Row | None:
+    """The stage an `executed` stage follows: the latest of its decision's stored stages that is not `executed`."""
+    before = [r for r in earlier if r["stage"] != "executed"]
+    return before[-1] if before else None
+
+
+def settled_facts(req: DecisionRequest, earlier: list[Row]) -> ApprovalFacts | None:
+    """The facts of an `executed` stage from its decision's stored stages (`earlier`) alone, when they need no
+    approval read: no `approval_id` sent and the gate not a PAUSE. None otherwise (`approval_facts` reads them)."""
+    if req.stage != "executed" or req.approval_id is not None:
+        return None
+    gate = _gate(earlier)
+    return None if gate is not None and gate["verdict"] == "PAUSE" else ApprovalFacts(None, None, gate)
+
+
+async def approval_facts(
+    conn: AsyncConnection[Row], req: DecisionRequest, earlier: list[Row] | None = None
+) -> ApprovalFacts:
+    """The facts of a stage that `concerns_approvals`. `earlier`: its decision's stored stages when already read
+    (`earlier_stages`), else they are read here."""
     gate = None
-    implicit: Approval | None = None
     if req.stage == "executed":
-        earlier = [r for r in await approval_queries.earlier_stages(conn, req.decision_id) if r["stage"] != "executed"]
-        gate = earlier[-1] if earlier else None
-        if gate is not None and gate["verdict"] == "PAUSE" and req.approval_id is None:
-            implicit = await approval_queries.get(conn, gate["verdict_id"])
+        if earlier is None:
+            earlier = await approval_queries.earlier_stages(conn, req.decision_id)
+        settled = settled_facts(req, earlier)
+        if settled is not None:
+            return settled
+        gate = _gate(earlier)
     if req.approval_id is not None:
         found = await approval_queries.get(conn, req.approval_id)
         same_domain = found is not None and (
@@ -69,9 +89,10 @@ async def approval_facts(conn: AsyncConnection[Row], req: DecisionRequest) -> Ap
             and found.request["domain"] == req.domain
         )
         return ApprovalFacts(req.approval_id, found if same_domain else None, gate)
-    if implicit is not None:
-        return ApprovalFacts(implicit.approval_id, implicit, gate)
-    return ApprovalFacts(None, None, gate)
+    if gate is None:  # not a stage approvals concern
+        return ApprovalFacts()
+    implicit = await approval_queries.get(conn, gate["verdict_id"])  # the PAUSEd stage's approval, if it asked one
+    return ApprovalFacts(None if implicit is None else implicit.approval_id, implicit, gate)
 
 
 def _binding_of(req: DecisionRequest, decision: Decision) -> dict[str, Any]:
