@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -27,7 +28,7 @@ import httpx
 import psycopg
 
 from bench import postgres
-from bench.ingest import PLACEHOLDER, demo_bodies, prepare_database
+from bench.ingest import PLACEHOLDER, CpuMeter, demo_bodies, prepare_database
 from bench.served import serve
 
 TARGET_RATIO = 5.0
@@ -82,13 +83,32 @@ async def _load(base_url: str, kind: str, connections: int, seconds: float, batc
     return {"stored": stored, "requests": requests, "seconds": round(elapsed, 2), "per_s": stored / elapsed, "bad": bad}
 
 
-def measure(base_url: str, url: str, *, rounds: int, seconds: float, connections: int, batch: int) -> dict[str, Any]:
+def measure(
+    base_url: str,
+    url: str,
+    *,
+    rounds: int,
+    seconds: float,
+    connections: int,
+    batch: int,
+    pids: tuple[int | None, int | None] = (None, None),
+) -> dict[str, Any]:
+    """Both kinds alternately; with `pids` (the server's, the postmaster's), each run's CPU per decision of the
+    server and of PostgreSQL too: on a noisy shared machine a steadier measure than the rates."""
     runs: dict[str, list[dict[str, Any]]] = {"single": [], "batch": []}
     for r in range(rounds):
         for kind in ("single", "batch") if r % 2 == 0 else ("batch", "single"):
+            meter = CpuMeter(*pids)
+            meter.start()
             result = asyncio.run(_load(base_url, kind, connections, seconds, batch))
+            cpu = meter.per_decision_ms(result["stored"])
+            result["cpu_ms_per_decision"] = {k: cpu.get(k) for k in ("server", "postgres")}
             runs[kind].append(result)
-            print(f"  round {r + 1} {kind:<6} {result['per_s']:8.0f} decisions/s  bad {result['bad']}", flush=True)
+            print(
+                f"  round {r + 1} {kind:<6} {result['per_s']:8.0f} decisions/s  CPU ms per decision "
+                f"{result['cpu_ms_per_decision']}  bad {result['bad']}",
+                flush=True,
+            )
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM mandate.decision_events").fetchone()
     counted = int(row[0]) if row else 0
@@ -97,6 +117,7 @@ def measure(base_url: str, url: str, *, rounds: int, seconds: float, connections
     batched = sum(x["stored"] for x in runs["batch"]) / sum(x["seconds"] for x in runs["batch"])
     ratio = batched / single if single else 0.0
     ok = counted == answered and not any(x["bad"] for kind in runs.values() for x in kind)
+    medians = {kind: _median_cpu(runs[kind]) for kind in runs}
     results = {
         "connections": connections,
         "batch_size": batch,
@@ -105,6 +126,8 @@ def measure(base_url: str, url: str, *, rounds: int, seconds: float, connections
         "single_per_s": round(single, 1),
         "batch_per_s": round(batched, 1),
         "ratio": round(ratio, 2),
+        "cpu_ms_per_decision": medians,
+        "cpu_ratio": _cpu_ratio(medians),
         "target": TARGET_RATIO,
         "met": ratio >= TARGET_RATIO,
         "stored_counted_in_sql": counted,
@@ -113,10 +136,31 @@ def measure(base_url: str, url: str, *, rounds: int, seconds: float, connections
     }
     print(
         f"single {single:.0f}/s, batch {batched:.0f}/s: {ratio:.2f} × (target ≥ {TARGET_RATIO:g} ×); "
-        f"201 answered {answered}, counted in SQL {counted}",
+        f"201 answered {answered}, counted in SQL {counted}; CPU ms per decision (medians) {medians}, "
+        f"single ÷ batch {results['cpu_ratio']} ×",
         flush=True,
     )
     return results
+
+
+def _median_cpu(runs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The median of each side's CPU per decision over the runs of one kind (None where it was not measured)."""
+    out: dict[str, float | None] = {}
+    for side in ("server", "postgres"):
+        known = [x["cpu_ms_per_decision"][side] for x in runs if x["cpu_ms_per_decision"].get(side) is not None]
+        out[side] = round(statistics.median(known), 3) if known else None
+    return out
+
+
+def _cpu_ratio(cpu: dict[str, dict[str, float | None]]) -> float | None:
+    """How many batch decisions the CPU of one single-route decision pays for (server and PostgreSQL together)."""
+    totals = []
+    for kind in ("single", "batch"):
+        server, postgres_ = cpu[kind]["server"], cpu[kind]["postgres"]
+        if server is None or postgres_ is None:
+            return None
+        totals.append(server + postgres_)
+    return round(totals[0] / totals[1], 2) if totals[1] else None
 
 
 def run(**options: Any) -> dict[str, Any]:
@@ -124,7 +168,7 @@ def run(**options: Any) -> dict[str, Any]:
         database, url = prepare_database(server)
         try:
             with serve(url, Path(tmp)) as served:
-                return measure(served.base_url, url, **options)
+                return measure(served.base_url, url, pids=(served.pid, server.postmaster_pid()), **options)
         finally:
             server.drop(database)
 

@@ -86,6 +86,9 @@ def test_the_batch_benchmark_runs_quick_and_counts_what_it_stored(tmp_path: Path
     results = quick_results(tmp_path, "bench.batch")  # its target may be missed here: nothing about speed is asserted
     assert results["ok"] and results["stored_counted_in_sql"] == results["answered_201"] > 0, results
     assert all(not run["bad"] for runs in results["rounds"].values() for run in runs)
+    cpu = results["cpu_ms_per_decision"]  # both kinds' server and PostgreSQL CPU, and their ratio
+    assert all(cpu[kind][side] > 0 for kind in ("single", "batch") for side in ("server", "postgres")), cpu
+    assert results["cpu_ratio"] > 0
 
 
 @pytest.mark.slow
