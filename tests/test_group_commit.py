@@ -250,6 +250,32 @@ def test_a_caller_waits_at_most_the_answer_timeout(demo_url: str) -> None:
     assert 0.4 < waited < 2.0
 
 
+def test_a_decision_no_writer_took_in_time_is_withdrawn_and_never_stored(demo_url: str) -> None:
+    """Under overload the queue outlasts the answer timeout: the decision a writer holds may still be stored (its
+    503 says so), the one still queued is withdrawn — its 503 says it was not stored, and it never is."""
+
+    async def test() -> list[str]:
+        async with _open(demo_url, max_size=1) as pool:
+            governance = await _governance(pool)
+            writer = GroupCommit(pool, max_batch=1, max_writers=1, answer_timeout=0.5)
+            held, queued = (_prepared(governance, flat(*CRITICAL_DROP)) for _ in range(2))
+            async with pool.connection():  # the only connection is busy: the writer holds `held`, `queued` waits
+                answers = await asyncio.gather(writer.ingest(held), writer.ingest(queued), return_exceptions=True)
+            async with asyncio.timeout(10):  # the connection is free again: the writer finishes what it holds
+                while writer._tasks:
+                    await asyncio.sleep(0.05)
+            assert all(isinstance(a, DatabaseUnavailable) for a in answers), answers
+            return [str(a) for a in answers] + [str(held.req.decision_id), str(queued.req.decision_id)]
+
+    held_answer, queued_answer, held_id, queued_id = run(test)
+    assert "same decision_id" in held_answer and "not stored" not in held_answer
+    assert "it was not stored" in queued_answer
+    with psycopg.connect(demo_url) as conn:
+        stored = {str(r[0]) for r in conn.execute("SELECT decision_id FROM mandate.decision_events").fetchall()}
+    assert held_id in stored and queued_id not in stored
+    assert _stored(demo_url) == 1
+
+
 _CONTENTS = (
     """SELECT decision_id, intent, stage::text, actor, target, context, scope, "timestamp", organization_id, domain,
               spec_id, spec_version, request_hash, token_id, verdict::text

@@ -19,8 +19,11 @@ every decision of the batch fails with that error at once.
 
 No caller waits unboundedly: the writer count is taken back in the same loop step in which a writer finds the
 queue empty (so a decision queued after that always starts a writer), a writer that is cancelled fails the
-decisions it holds, and `ingest` gives up after `answer_timeout` seconds (DatabaseUnavailable; the decision may
-still be stored — a re-send with the same decision_id is answered with it, never stored twice). The default,
+decisions it holds, and `ingest` gives up after `answer_timeout` seconds (DatabaseUnavailable). A decision that no
+writer had taken by then is withdrawn from the queue: it is never stored, and the answer says so. One that a writer
+holds may still be stored — a re-send with the same decision_id is answered with it, never stored twice. So under
+overload (a queue deeper than the writers get through in `answer_timeout`, e.g. many large batches at once) the
+server sheds the decisions it has answered 503 for instead of storing them after the fact. The default,
 `db.pool.ANSWER_S`, keeps ingestion inside the documented outage bound (docs/reliability.md).
 """
 
@@ -76,6 +79,7 @@ class GroupCommit:
         self.answer_timeout = answer_timeout
         self.stats = Stats()
         self._waiting: list[Waiting] = []
+        self._queued: set[asyncio.Future[Row]] = set()  # the futures of `_waiting` that no writer has taken yet
         self._active = 0  # writers that have not yet found the queue empty
         self._tasks: set[asyncio.Task[None]] = set()  # strong references to the running writer tasks
 
@@ -83,6 +87,7 @@ class GroupCommit:
         """Store `prepared` (in a batch when others are waiting too) and answer it once its transaction committed."""
         future: asyncio.Future[Row] = asyncio.get_running_loop().create_future()
         self._waiting.append((prepared, future))
+        self._queued.add(future)
         if self._active < self.max_writers:
             self._active += 1
             task = asyncio.create_task(self._write_waiting(), name="group-commit writer")
@@ -92,6 +97,13 @@ class GroupCommit:
             async with asyncio.timeout(self.answer_timeout):
                 row = await asyncio.shield(future)
         except TimeoutError:
+            if future in self._queued:  # no writer took it: withdrawn, it will not be stored
+                self._queued.discard(future)
+                future.cancel()
+                raise DatabaseUnavailable(
+                    f"the database did not take this decision within {self.answer_timeout:g} s and it was not "
+                    "stored; send it again"
+                ) from None
             raise DatabaseUnavailable(
                 f"the database did not store this decision within {self.answer_timeout:g} s; send it again with the "
                 "same decision_id (it is stored at most once)"
@@ -104,12 +116,20 @@ class GroupCommit:
     async def _write_waiting(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
-                await self._write(batch)
+                batch = self._take()
+                if batch:
+                    await self._write(batch)
         finally:
             # In the step that found the queue empty (or on the way out after an error): no await in between,
             # so an `ingest` that runs after this sees the writer gone and starts one.
             self._active -= 1
+
+    def _take(self) -> list[Waiting]:
+        """Up to `max_batch` of the waiting decisions, in order, for a writer; the withdrawn ones are dropped."""
+        taken, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+        batch = [(p, f) for p, f in taken if f in self._queued]
+        self._queued.difference_update(f for _, f in batch)
+        return batch
 
     async def _write(self, batch: list[Waiting]) -> None:
         try:
