@@ -373,8 +373,8 @@ def test_executed_stages_that_nothing_covered_are_findings(world: World) -> None
 def test_executed_stages_in_a_batch_are_judged_as_alone_on_their_stages_read_once(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The batch reads the stored stages of all its `executed` decisions in one query (issue 20, item 3); each is
-    still judged as it would be alone: the same refusal, consumption and findings as the test above."""
+    """The stored stages of a batch's `executed` decisions are read in one query (service/stages.py; issue 20,
+    item 3); each is still judged as it would be alone: the same refusal, consumption and findings as above."""
     paused = world.pause()
     approved = world.pause()
     world.approve_all(approved["approval_request"]["approval_id"])
@@ -416,7 +416,7 @@ def test_executed_stages_in_a_batch_are_judged_as_alone_on_their_stages_read_onc
     assert consumed["state"] == "consumed"
 
 
-def test_a_batch_whose_shared_read_fails_has_each_stage_read_its_own(
+def test_a_batch_whose_shared_read_fails_answers_503_stores_nothing_and_stores_on_resend(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     paused = world.pause()
@@ -432,13 +432,14 @@ def test_a_batch_whose_shared_read_fails_has_each_stage_read_its_own(
 
     monkeypatch.setattr(aq, "earlier_stages_of", first_fails)
 
-    r = world.agent.post("/api/decisions/batch", json={"decisions": items})
+    failed = world.agent.post("/api/decisions/batch", json={"decisions": items}).json()["results"]
+    again = world.agent.post("/api/decisions/batch", json={"decisions": items}).json()["results"]
 
-    assert r.status_code == 200, r.text
-    results = r.json()["results"]
-    assert [x["status"] for x in results] == [201, 201]
-    assert sorted(calls) == [1, 1, 2]  # the batch's read, then each stage's own
-    assert results[0]["approval"]["refusal"]["code"] == "pending"  # still judged on its PAUSEd stage
+    assert [x["status"] for x in failed] == [503, 503]  # fail closed: the stages were not judged, so not stored
+    assert all(x["error"]["code"] == "unavailable" for x in failed)
+    assert calls == [2, 2]  # one query each time
+    assert [x["status"] for x in again] == [201, 201]  # nothing of the first try was stored
+    assert again[0]["approval"]["refusal"]["code"] == "pending"  # judged on its PAUSEd stage
 
 
 def test_long_poll_answers_when_the_request_is_resolved(world: World) -> None:

@@ -8,8 +8,8 @@ database round trip per decision, and never a decision without its verdict.
     decide.py      §3: check_attribution → decide (spec, signals, scope, evaluate); what would flip a verdict
     approvals.py   what approvals add: a resume's checks, an `executed` stage's finding, a PAUSE's escalation
     prepare.py     prepare: a decision evaluated and its statement's parameters
-    ingest.py      submit / read_earlier_stages / existing / record_outcome / record_rejection: storing, with the
-                   database
+    ingest.py      submit / existing / record_outcome / record_rejection: storing, with the database
+    stages.py      StageReader: the stored stages `executed` stages are judged on, concurrent reads in one query
 
 Replaying a stored decision is `mandate.replay`; a request's problems and `IngestError` are in `mandate.errors`.
 """
@@ -17,9 +17,10 @@ Replaying a stored decision is `mandate.replay`; a request's problems and `Inges
 from mandate.errors import IngestError, Problem
 from mandate.service.approvals import ApprovalFacts, approval_facts, concerns_approvals, stored_binding
 from mandate.service.decide import check_attribution, decide, explanation_dict, stored_flips
-from mandate.service.ingest import Writer, existing, read_earlier_stages, record_outcome, record_rejection, submit
+from mandate.service.ingest import Writer, existing, record_outcome, record_rejection, submit
 from mandate.service.prepare import Prepared, prepare
 from mandate.service.request import ATTRIBUTION_FIELDS, DecisionRequest, IngestResult, attribution_of, in_utc
+from mandate.service.stages import StageReader
 
 __all__ = [
     "ATTRIBUTION_FIELDS",
@@ -29,6 +30,7 @@ __all__ = [
     "IngestResult",
     "Prepared",
     "Problem",
+    "StageReader",
     "Writer",
     "approval_facts",
     "attribution_of",
@@ -39,7 +41,6 @@ __all__ = [
     "explanation_dict",
     "in_utc",
     "prepare",
-    "read_earlier_stages",
     "record_outcome",
     "record_rejection",
     "stored_binding",

@@ -12,13 +12,13 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from mandate.db import approvals as approval_queries
 from mandate.db import decisions, writes
 from mandate.errors import IngestError
 from mandate.governance.cache import Governance
 from mandate.service.approvals import approval_facts, concerns_approvals, settled_facts
 from mandate.service.prepare import Prepared, prepare
 from mandate.service.request import ATTRIBUTION_FIELDS, DecisionRequest, IngestResult
+from mandate.service.stages import StageReader
 from mandate.vocabulary import Row
 
 
@@ -42,18 +42,18 @@ async def submit(
     writer: Writer,
     *,
     received_at: datetime,
-    earlier: Mapping[uuid.UUID, list[Row]] | None = None,
+    stages: StageReader | None = None,
 ) -> IngestResult:
     """Prepare and store `req`. A stage approvals concern reads their facts first; when a concurrent resume consumed
     the same approval between that read and the write (the consumption's primary key refused this one, and nothing
     of it was stored), it is decided again on the facts as they are now — once.
 
-    `earlier`: decisions' stored stages already read (`read_earlier_stages`: a batch reads those of its `executed`
-    stages in one query). An `executed` stage found there whose facts need no approval read takes no connection."""
+    `stages`: the server's reader of stored stages, which reads those of concurrent `executed` stages in one query;
+    an `executed` stage whose facts need nothing more (`settled_facts`) then takes no connection of its own."""
     for attempt in (1, 2):
         facts = None
         if concerns_approvals(req):
-            known = earlier.get(req.decision_id) if earlier is not None and attempt == 1 else None
+            known = await stages.stages(req.decision_id) if stages is not None and req.stage == "executed" else None
             facts = None if known is None else settled_facts(req, known)
             if facts is None:
                 async with pool.connection() as conn:
@@ -65,20 +65,6 @@ async def submit(
             if attempt == 2 or exc.diag.constraint_name != "approval_consumptions_pkey":
                 raise
     raise AssertionError("unreachable")
-
-
-async def read_earlier_stages(
-    pool: AsyncConnectionPool[AsyncConnection[Row]], decision_ids: list[uuid.UUID]
-) -> dict[uuid.UUID, list[Row]] | None:
-    """The stored stages of these decisions in one query, for `submit`'s `earlier`; None when the database did not
-    answer (each stage then reads its own, and answers its own error)."""
-    if not decision_ids:
-        return {}
-    try:
-        async with pool.connection() as conn:
-            return await approval_queries.earlier_stages_of(conn, decision_ids)
-    except (psycopg.Error, OSError):  # a pool timeout is a psycopg.Error too
-        return None
 
 
 async def existing(conn: AsyncConnection[Row], prepared: Prepared) -> IngestResult:

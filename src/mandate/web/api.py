@@ -12,7 +12,7 @@ sent), and a decision or snapshot it may not see is 404 exactly like one that do
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Protocol
 from uuid import UUID, uuid4
@@ -286,15 +286,8 @@ async def post_decision(request: Request, body: DecisionBody) -> JSONResponse:
     return JSONResponse(result.body(), status_code=201 if result.created else 200)
 
 
-async def _submit(
-    request: Request,
-    s: ServerState,
-    body: DecisionBody,
-    received_at: datetime,
-    earlier: Mapping[UUID, list[Row]] | None = None,
-) -> IngestResult:
-    """Check one decision against the token and store it (the single route's and each batch item's path; a batch
-    passes the stored stages of its `executed` decisions, `earlier`, read once for all)."""
+async def _submit(request: Request, s: ServerState, body: DecisionBody, received_at: datetime) -> IngestResult:
+    """Check one decision against the token and store it (the single route's and each batch item's path)."""
     p = principal(request)
     req = to_request(body, received_at, p.token_id)
     # Well-formed attribution outside the token is 403; malformed attribution is the service's 422 (§3.1).
@@ -302,7 +295,7 @@ async def _submit(
         req.domain is not None and is_slug(req.domain) and p.domains is not None and req.domain not in p.domains
     ):
         raise forbidden()
-    return await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at, earlier=earlier)
+    return await service.submit(s.governance, req, s.pool, s.writer, received_at=received_at, stages=s.stages)
 
 
 MAX_BATCH = 1000
@@ -331,30 +324,14 @@ async def post_decision_batch(request: Request, body: BatchBody) -> JSONResponse
     s = state(request)
     _not_migrating(s)
     received_at = datetime.now(UTC)
-    earlier = await service.read_earlier_stages(s.pool, _executed_ids(body.decisions))
-    answers = await asyncio.gather(*(_batch_item(request, s, item, received_at, earlier) for item in body.decisions))
+    answers = await asyncio.gather(*(_batch_item(request, s, item, received_at) for item in body.decisions))
     results = [{"status": status, **answer} for status, answer in answers]
     stored = sum(1 for status, _ in answers if status == 201)
     failed = sum(1 for status, _ in answers if status >= 400)
     return JSONResponse({"results": results, "stored": stored, "failed": failed})
 
 
-def _executed_ids(items: list[Any]) -> list[UUID]:
-    """The decision ids of a batch's `executed` stages, as sent (an item that turns out invalid costs nothing more
-    than its id in one query; one whose id is written differently is left to read its own stages)."""
-    ids = []
-    for item in items:
-        if isinstance(item, dict) and item.get("stage") == "executed" and isinstance(item.get("decision_id"), str):
-            try:
-                ids.append(UUID(item["decision_id"]))
-            except ValueError:
-                continue
-    return ids
-
-
-async def _batch_item(
-    request: Request, s: ServerState, item: Any, received_at: datetime, earlier: Mapping[UUID, list[Row]] | None
-) -> tuple[int, Row]:
+async def _batch_item(request: Request, s: ServerState, item: Any, received_at: datetime) -> tuple[int, Row]:
     """One decision of a batch: what `post_decision` answers for it, as (status, body); never raises for it."""
     if not isinstance(item, dict):
         return 422, invalid_request([Problem("body", "not_an_object", "a decision is a JSON object")])
@@ -366,7 +343,7 @@ async def _batch_item(
             return 422, await rejection(request, item, attribution_error(problems))
         return 422, invalid_request(problems)
     try:
-        result = await _submit(request, s, body, received_at, earlier)
+        result = await _submit(request, s, body, received_at)
     except IngestError as exc:
         if exc.kind == "attribution":
             return 422, await rejection(request, body.model_dump(mode="json"), exc)

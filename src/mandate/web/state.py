@@ -25,6 +25,7 @@ from mandate.db.governance import load_governance
 from mandate.db.migration_lock import HOLDER_QUERY, LOCK_KEYS
 from mandate.governance import cache
 from mandate.group_commit import GroupCommit
+from mandate.service import StageReader
 from mandate.vocabulary import Row
 from mandate.web import webhooks
 
@@ -56,6 +57,7 @@ class ServerState:
     pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]]
     writer: GroupCommit
     governance: cache.Governance = field(default_factory=cache.Governance)
+    stages: StageReader = field(init=False)  # on the pool: the stored stages `executed` stages are judged on
     migration_holder: tuple[int, str] | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     governance_loaded: asyncio.Event = field(default_factory=asyncio.Event)
@@ -64,6 +66,9 @@ class ServerState:
     fold_every_s: float = 5.0
     webhook_every_s: float = 2.0
     webhook_backoff_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        self.stages = StageReader(self.pool)
 
     def approval_event(self, approval_id: str) -> asyncio.Event:
         """The event set at the next change of this approval (take it before reading, so no change is missed)."""
