@@ -482,7 +482,10 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
                     wrk(served, 8, 1 if quick else 3, _tag(), bodies_file)
                     for c in (1, 32):
                         tag = _tag()
+                        meter = CpuMeter(served.pid, server.postmaster_pid())
+                        meter.start()
                         w = wrk(served, c, seconds, tag, bodies_file)
+                        w["cpu_ms_per_decision"] = meter.per_decision_ms(w["acked"])
                         w["verification"] = verify(url, tag, w["acked"], c)
                         runs[variant][c].append(w)
     finally:
@@ -494,19 +497,30 @@ def variants(server: postgres.Server, quick: bool, work: Path) -> dict[str, Any]
         for c, ws in by_c.items():
             # Each round's variant against the unchanged server of the same round: the machine's load drifts.
             ratios = sorted(w["throughput"] / b["throughput"] for w, b in zip(ws, base[c], strict=True))
+            cpu = sorted(
+                w["cpu_ms_per_decision"]["server"] / b["cpu_ms_per_decision"]["server"]
+                for w, b in zip(ws, base[c], strict=True)
+                if w["cpu_ms_per_decision"].get("server") and b["cpu_ms_per_decision"].get("server")
+            )
+            servers = sorted(w["cpu_ms_per_decision"]["server"] for w in ws if w["cpu_ms_per_decision"].get("server"))
             row[str(c)] = {
                 "throughput": round(sorted(w["throughput"] for w in ws)[len(ws) // 2], 1),
                 "p50_ms": round(sorted(w["latency_ms"]["p50"] for w in ws)[len(ws) // 2], 3),
                 "p99_ms": round(sorted(w["latency_ms"]["p99"] for w in ws)[len(ws) // 2], 3),
                 "vs_baseline": round(ratios[len(ratios) // 2], 3),
                 "vs_baseline_range": [round(ratios[0], 3), round(ratios[-1], 3)],
+                # The server's CPU per decision (all its processes), and against the same round's unchanged server:
+                # steadier than the rates on a shared machine.
+                "server_cpu_ms": servers[len(servers) // 2] if servers else None,
+                "server_cpu_vs_baseline": round(cpu[len(cpu) // 2], 3) if cpu else None,
                 "ok": all(w["verification"]["ok"] for w in ws),
             }
         table[variant] = row
     for variant, row in table.items():
         print(
             f"  {variant:<34} c=1 {row['1']['throughput']:>6.0f}/s p50 {row['1']['p50_ms']:.2f} ms;"
-            f" c=32 {row['32']['throughput']:>6.0f}/s (× {row['32']['vs_baseline']:.2f}) p99 {row['32']['p99_ms']:.1f} ms",
+            f" c=32 {row['32']['throughput']:>6.0f}/s (× {row['32']['vs_baseline']:.2f}) p99 {row['32']['p99_ms']:.1f} ms,"
+            f" server CPU {row['32']['server_cpu_ms']} ms per decision (× {row['32']['server_cpu_vs_baseline']})",
             flush=True,
         )
     from bench.variants import has_fast_loop, shipped_middleware

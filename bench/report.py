@@ -477,6 +477,14 @@ def _range(row: dict[str, Any]) -> str:
     return f"{lo:.2f}–{hi:.2f}"
 
 
+def _server_cpu(row: dict[str, Any]) -> str:
+    """The server's CPU per decision and its ratio to the baseline's (runs recorded before it was measured: —)."""
+    if row.get("server_cpu_ms") is None:
+        return "—"
+    ratio = row.get("server_cpu_vs_baseline")
+    return f"{row['server_cpu_ms']:.3f}" + (f" ({ratio:.2f} ×)" if ratio is not None else "")
+
+
 def _section_variants(r: dict[str, Any], img: dict[str, str]) -> list[str]:
     lines = ["### Server experiments (same run)", ""]
     lines.append(
@@ -507,6 +515,7 @@ def _section_variants(r: dict[str, Any], img: dict[str, str]) -> list[str]:
                 f"{many['throughput']:.0f}",
                 f"**{many['vs_baseline']:.2f} ×** ({_range(many)})",
                 f"{many['p99_ms']:.1f}",
+                _server_cpu(many),
                 "ok" if one["ok"] and many["ok"] else "MISMATCH",
             ]
         )
@@ -520,6 +529,7 @@ def _section_variants(r: dict[str, Any], img: dict[str, str]) -> list[str]:
                 "c=32 decisions/s",
                 "c=32 vs baseline",
                 "c=32 p99 ms",
+                "c=32 server CPU ms per decision (vs baseline)",
                 "stored",
             ],
             rows,

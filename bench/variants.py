@@ -19,6 +19,9 @@ measured gain before anyone edits src/ (or, once made, its gain is still shown s
   endpoint directly.
 - `one-statement-each`: a group-commit batch written as one statement per decision stage, pipelined (as before
   round 2 of issue 20), instead of one multi-row statement for its plain stages (`db.writes.insert_decisions`).
+- `stage-read-each`: every `executed` stage reads the stored stages of its decision on a pooled connection of its
+  own (as before round 2's fourth session) instead of through the server's `service.StageReader`, which reads
+  those of concurrent `executed` stages in one query.
 - `granian`: the same app served by granian (a Rust HTTP server, ASGI interface, installed for the run into a
   separate directory) instead of uvicorn, with as many worker processes.
 
@@ -44,6 +47,7 @@ VARIANTS = (
     "granian",
     "fastapi-body",
     "one-statement-each",
+    "stage-read-each",
 )
 
 
@@ -140,6 +144,14 @@ def build(variant: str, database_url: str) -> Any:
         import mandate.group_commit
 
         mandate.group_commit._statements = lambda prepared: [[i] for i in range(len(prepared))]
+
+    if variant == "stage-read-each":
+        import mandate.web.state
+
+        def no_reader(state: Any) -> None:
+            state.stages = None  # service.submit then reads on a connection of its own
+
+        mandate.web.state.ServerState.__post_init__ = no_reader  # type: ignore[method-assign,assignment]
 
     from mandate.web.app import DEFAULT_MAX_BODY, create_app
 
