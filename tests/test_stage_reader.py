@@ -74,3 +74,24 @@ def test_a_read_whose_caller_went_away_does_not_hold_up_the_others(demo_url: str
 
     cancelled, rows, queries = run(test)
     assert cancelled and rows == [] and queries == 1
+
+
+def test_a_read_behind_a_query_still_waiting_for_its_connection_fails_within_the_pools_timeout(demo_url: str) -> None:
+    """While the database is down, a read must not wait for the query ahead of it and then for its own connection:
+    its own wait is bounded by the pool's timeout, as a connection of its own would be (the outage bound)."""
+
+    async def test() -> tuple[BaseException | None, float]:
+        async with _open(demo_url, max_size=1, timeout=2.0) as pool:
+            reader = StageReader(pool)
+            async with pool.connection():  # the only connection is busy until both reads are over
+                ahead = asyncio.ensure_future(reader.stages(uuid.uuid4()))  # its query waits for a connection
+                await asyncio.sleep(0.05)
+                started = asyncio.get_running_loop().time()
+                behind = await asyncio.gather(reader.stages(uuid.uuid4()), return_exceptions=True)
+                waited = asyncio.get_running_loop().time() - started
+                await asyncio.gather(ahead, return_exceptions=True)
+            return behind[0], waited
+
+    error, waited = run(test)
+    assert isinstance(error, PoolTimeout) and "not read within 2 s" in str(error), error
+    assert waited < 3.0  # its own 2 s, not the 2 s of the query ahead and then 2 s of its own

@@ -14,7 +14,7 @@ import asyncio
 import uuid
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from mandate.db import approvals as approval_queries
 from mandate.vocabulary import Row
@@ -28,12 +28,20 @@ class StageReader:
         self._task: asyncio.Task[None] | None = None  # the running reader, strongly referenced
 
     async def stages(self, decision_id: uuid.UUID) -> list[Row]:
-        """The stored stages of `decision_id` with their verdicts, oldest first (`db.approvals.earlier_stages`)."""
+        """The stored stages of `decision_id` with their verdicts, oldest first (`db.approvals.earlier_stages`).
+
+        A read waits at most the pool's `timeout` in all, as it would for a connection of its own: while the
+        database is down, one that waits behind a query still waiting for its connection fails (PoolTimeout, a 503)
+        within that bound, not after that query's wait and its own (docs/reliability.md, "Outages")."""
         future: asyncio.Future[list[Row]] = asyncio.get_running_loop().create_future()
         self._waiting.setdefault(decision_id, []).append(future)
         if self._task is None:
             self._task = asyncio.create_task(self._read_waiting(), name="stage reader")
-        return await future
+        try:
+            async with asyncio.timeout(self.pool.timeout):
+                return await future
+        except TimeoutError:
+            raise PoolTimeout(f"the stored stages were not read within {self.pool.timeout:g} s") from None
 
     async def _read_waiting(self) -> None:
         try:
