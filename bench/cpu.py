@@ -14,11 +14,11 @@ each with a fresh decision_id, sent one after the other (no batching: every writ
   application by this process on uvloop, without an HTTP server: the process's CPU (`time.process_time`) per
   decision, and the share of named parts, each timed by wrapping the function the route calls (a wrapper's two
   readings of the process clock cost ~3 µs): the body read and validated (`inputs.read_json_body`), the request built
-  (`api.to_request`), the approval facts read for the stages approvals concern (`ingest.approval_facts`: a query),
-  `service.prepare` (of which `decide`: attribution, evaluation and the observe phase; and `explanation_dict`), the
-  group-commit write (`GroupCommit._write`: the statement, its parameters and the wait for the commit) and the
-  access-log line (`log.info` of the request middleware). What is left is the middleware, routing, the response
-  and asyncio's own work between them.
+  (`api.to_request`), the approval facts read for the stages approvals concern (`StageReader.stages` and
+  `ingest.approval_facts`: a query), `service.prepare` (of which `decide`: attribution, evaluation and the observe
+  phase; and `explanation_dict`), the group-commit write (`GroupCommit._write`: the statement, its parameters and
+  the wait for the commit) and the access-log line (`log.info` of the request middleware). What is left is the
+  middleware, routing, the response and asyncio's own work between them.
 - **References**: a psycopg round trip (`SELECT 1`) on an async connection (uvloop) against a blocking one, and a
   30-parameter `SELECT` the same two ways — what asyncio adds to each statement.
 
@@ -112,6 +112,7 @@ class Parts:
 def instrument(parts: Parts) -> None:
     """Wrap the functions the decision route calls (by the names the calling modules look them up under)."""
     from mandate import group_commit
+    from mandate.service import StageReader
     from mandate.web import api, inputs
     from mandate.web import app as web_app
 
@@ -119,7 +120,8 @@ def instrument(parts: Parts) -> None:
     prepare = sys.modules["mandate.service.prepare"]
     parts.coroutine(inputs, "read_json_body", "body read and validated")
     parts.sync(api, "to_request", "request built")
-    parts.coroutine(ingest, "approval_facts", "approval facts read")
+    parts.coroutine(StageReader, "stages", "approval facts read")  # an `executed` stage's stored stages
+    parts.coroutine(ingest, "approval_facts", "approval facts read")  # what else a resume or a PAUSEd gate needs
     parts.sync(ingest, "prepare", "prepare")
     parts.sync(prepare, "decide", "prepare: decide (attribution, evaluation, observe)")
     parts.sync(prepare, "explanation_dict", "prepare: explanation")
