@@ -82,6 +82,24 @@ def test_a_session_that_used_a_temporary_table_still_calibrates_with_its_temp_bu
     assert calibration.sample_rows == 300 and calibration.sample_bytes > 0 and calibration.seconds > 0
 
 
+def test_the_calibration_reads_the_table_once_however_many_copies_it_times(fresh_db: Callable[..., str]) -> None:
+    """Each timed copy reads the sample from the backend's memory, not the table: timed from a large table, every copy
+    read its pages from the operating system and started where the last scan had stopped (synchronize_seqscans), so
+    its cost was the kernel cache's (bench/findings.md, "The calibration's source")."""
+    url = make_legacy(fresh_db)
+    with psycopg.connect(url, autocommit=True) as conn:
+        with conn.transaction():  # the transaction's own counts of scans, copies rolled back included
+            calibration = estimate.calibrate(conn, repeats=12, window_s=0)
+            scans = conn.execute(
+                "SELECT seq_scan, coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables"
+                " WHERE schemaname = 'mandate' AND relname = 'decision_events'"
+            ).fetchone()
+        assert conn.execute("SHOW synchronize_seqscans").fetchone() == ("on",)  # set for the sample's read only
+    assert scans == (1, 0)
+    assert calibration.sample_rows == 300 and calibration.sample_bytes > 0 and calibration.seconds > 0
+    assert calibration.large_table is False  # 300 decisions fit in a quarter of shared_buffers
+
+
 def test_a_template_copy_without_search_path_is_noted_with_the_command(fresh_db: Callable[..., str]) -> None:
     url = make_legacy(fresh_db)
     with psycopg.connect(url, autocommit=True) as conn:

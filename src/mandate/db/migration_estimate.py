@@ -1,5 +1,5 @@
-"""The calibration copy of the runtime estimate: a sample of decision_events copied into a temporary table (which
-goes with the caller's savepoint), and what it holds."""
+"""The calibration copy of the runtime estimate: a sample of decision_events read once into a temporary table, then
+copied into another (both go with the caller's savepoint), and what the copy holds."""
 
 from __future__ import annotations
 
@@ -24,14 +24,36 @@ def raise_temp_buffers(conn: psycopg.Connection[Any], size: str) -> bool:
     return True
 
 
-def copy_sample(conn: psycopg.Connection[Any], rows: int) -> None:
-    """Copy up to `rows` decision events into the temporary table m008_calibration (dropped at COMMIT; the caller
-    rolls its savepoint back)."""
+def read_sample(conn: psycopg.Connection[Any], rows: int) -> None:
+    """Read the first `rows` decision events into the temporary table m008_sample (dropped at COMMIT; the caller rolls
+    its savepoint back), once per calibration, so that every timed copy reads the same rows from the backend's memory.
+
+    Timed straight from the table, a copy of a table larger than a quarter of shared_buffers read through a small ring
+    of buffers, every page from the operating system, and (synchronize_seqscans) started where the table's last scan
+    had stopped: the 150 copies of one calibration walked 1.8 GB of a 1 M-decision database, each at what the kernel's
+    cache made its pages cost (bench/findings.md, "The calibration's source")."""
+    conn.execute("SET LOCAL synchronize_seqscans = off")
     conn.execute(
         sql.SQL(
-            "CREATE TEMP TABLE m008_calibration ON COMMIT DROP AS SELECT * FROM mandate.decision_events LIMIT {}"
+            "CREATE TEMP TABLE m008_sample ON COMMIT DROP AS SELECT * FROM mandate.decision_events LIMIT {}"
         ).format(sql.Literal(int(rows)))
     )
+
+
+def read_through_ring(conn: psycopg.Connection[Any]) -> bool:
+    """Whether a sequential scan of decision_events reads through a ring of buffers: PostgreSQL's rule for a table of
+    more than a quarter of shared_buffers."""
+    row = conn.execute(
+        "SELECT pg_relation_size('mandate.decision_events') / current_setting('block_size')::bigint"
+        " > (SELECT setting::bigint FROM pg_settings WHERE name = 'shared_buffers') / 4"
+    ).fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+def copy_sample(conn: psycopg.Connection[Any]) -> None:
+    """Copy the sample (`read_sample`) into the temporary table m008_calibration (dropped at COMMIT)."""
+    conn.execute("CREATE TEMP TABLE m008_calibration ON COMMIT DROP AS SELECT * FROM pg_temp.m008_sample")
 
 
 def sample_size(conn: psycopg.Connection[Any]) -> tuple[int, int]:

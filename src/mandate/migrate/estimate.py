@@ -88,6 +88,12 @@ _DUMP_FACTOR = 7.0  # pg_dump, then a full read of the archive, per byte of the 
 # machine's PostgreSQL 15 (8 calibrations each way, alternating, on one 20,000-decision database). The rate is
 # divided by the former, so that the fitted prices still apply.
 _IN_MEMORY_SPEEDUP = 1.17
+# Since then every copy reads the sample from the backend's memory too (`calibrate`), which is faster again than
+# reading it from the table as the prices were fitted with, by how the table was read: a table within a quarter of
+# shared_buffers from shared buffers (1.06 ×), a larger one through a small ring of buffers, every page from the
+# operating system (1.52 ×; 6 calibrations each way, alternating, on one database of 20,000 and one of 1,000,000
+# decisions, the benchmarks' PostgreSQL, its page cache warm: bench/findings.md, "The calibration's source").
+_FROM_MEMORY_SPEEDUP = {False: 1.06, True: 1.52}  # by Calibration.large_table
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ class Calibration:
     sample_bytes: int
     seconds: float
     clock: str = "wall"  # "cpu": the server process's own CPU time (same host), which other work does not inflate
+    large_table: bool = False  # decision_events beyond a quarter of shared_buffers (read through a ring of buffers)
 
     @property
     def bytes_per_s(self) -> float:
@@ -107,6 +114,7 @@ class Calibration:
             "sample_bytes": self.sample_bytes,
             "seconds": round(self.seconds, 4),
             "clock": self.clock,
+            "large_table": self.large_table,
         }
 
 
@@ -236,16 +244,21 @@ def _backend_cpu_clock(conn: psycopg.Connection[Any]) -> Callable[[], float] | N
 
 
 def calibrate(
-    conn: psycopg.Connection[Any], rows: int = SAMPLE_ROWS, repeats: int = CALIBRATION_REPEATS
+    conn: psycopg.Connection[Any],
+    rows: int = SAMPLE_ROWS,
+    repeats: int = CALIBRATION_REPEATS,
+    window_s: float = CALIBRATION_WINDOW_S,
 ) -> Calibration:
-    """Time copying up to `rows` decision events into a temporary table (in a savepoint, rolled back).
+    """Time copying up to `rows` decision events from one temporary table into another (in a savepoint, rolled back).
 
-    The copy is kept in the backend's own memory: the session's `temp_buffers` is raised to CALIBRATION_TEMP_BUFFERS
-    first (allowed until the session's first temporary table; otherwise left as it is). A copy larger than
-    `temp_buffers` (8 MB by default, the sample ~13 MB) hands pages to the operating system, whose cost depends on
-    what else the kernel is doing: right after a 24 GB database was written, with the machine's memory full of page
-    cache, such copies took 2.4 × the server CPU time of the same copies 40 minutes later (bench/findings.md, "The
-    calibration's sample").
+    The first `rows` decision events are read once (`migration_estimate.read_sample`); every timed copy then reads
+    them from the backend's memory, not from the table, whose pages would cost what the kernel's cache holds of them
+    (bench/findings.md, "The calibration's source"). Both tables stay in that memory: the session's `temp_buffers` is
+    raised to CALIBRATION_TEMP_BUFFERS first (allowed until the session's first temporary table; otherwise left as it
+    is). A copy larger than `temp_buffers` (8 MB by default, the sample ~13 MB) hands pages to the operating system,
+    whose cost depends on what else the kernel is doing: right after a 24 GB database was written, with the machine's
+    memory full of page cache, such copies took 2.4 × the server CPU time of the same copies 40 minutes later
+    (bench/findings.md, "The calibration's sample").
 
     One copy takes milliseconds, so a single timing swings with the cache and with whatever else the machine does:
     the copy is made once to warm the cache (not counted), then at least `repeats` times over at least
@@ -258,21 +271,24 @@ def calibrate(
     cpu = _backend_cpu_clock(conn)
     timings: list[float] = []
     sample: tuple[int, int] | None = None
-    window_ends = time.perf_counter() + CALIBRATION_WINDOW_S
-    for attempt in range(CALIBRATION_MAX_REPEATS + 1):
-        if attempt > repeats and time.perf_counter() > window_ends:
-            break
-        with conn.transaction(force_rollback=True):
-            started, cpu_started = time.perf_counter(), cpu() if cpu else 0.0
-            migration_estimate.copy_sample(conn, rows)
-            wall, cpu_s = time.perf_counter() - started, (cpu() - cpu_started) if cpu else 0.0
-            if attempt:
-                # The CPU time, unless it is not plausible (a copy waiting on I/O takes more wall time, never less).
-                timings.append(cpu_s if cpu and 0 < cpu_s <= wall * 1.05 else wall)
-            sample = migration_estimate.sample_size(conn)
+    with conn.transaction(force_rollback=True):
+        migration_estimate.read_sample(conn, rows)
+        large_table = migration_estimate.read_through_ring(conn)
+        window_ends = time.perf_counter() + window_s
+        for attempt in range(CALIBRATION_MAX_REPEATS + 1):
+            if attempt > repeats and time.perf_counter() > window_ends:
+                break
+            with conn.transaction(force_rollback=True):
+                started, cpu_started = time.perf_counter(), cpu() if cpu else 0.0
+                migration_estimate.copy_sample(conn)
+                wall, cpu_s = time.perf_counter() - started, (cpu() - cpu_started) if cpu else 0.0
+                if attempt:
+                    # The CPU time, unless it is not plausible (a copy waiting on I/O takes more wall time, never less).
+                    timings.append(cpu_s if cpu and 0 < cpu_s <= wall * 1.05 else wall)
+                sample = migration_estimate.sample_size(conn)
     assert sample is not None
     clock = "cpu" if cpu else "wall"
-    return Calibration(sample[0], sample[1], copy_seconds(timings, clock), clock)
+    return Calibration(sample[0], sample[1], copy_seconds(timings, clock), clock, large_table)
 
 
 def copy_seconds(timings: list[float], clock: str) -> float:
@@ -285,7 +301,8 @@ def copy_seconds(timings: list[float], clock: str) -> float:
 
 
 def from_calibration(table_bytes: dict[str, int], db_bytes: int, calibration: Calibration) -> Estimate:
-    rate = max(calibration.bytes_per_s / _IN_MEMORY_SPEEDUP, 1e6)
+    speedup = _IN_MEMORY_SPEEDUP * _FROM_MEMORY_SPEEDUP[calibration.large_table]
+    rate = max(calibration.bytes_per_s / speedup, 1e6)
 
     def rewritten(tables: tuple[str, ...]) -> int:
         return sum(table_bytes.get(t, 0) for t in tables)
