@@ -9,9 +9,9 @@ import psycopg
 from psycopg import sql
 
 
-def raise_temp_buffers(conn: psycopg.Connection[Any], size: str) -> bool:
-    """Raise the session's temp_buffers to `size` unless it is larger already; False when the session has used a
-    temporary table (PostgreSQL then refuses any change) and it stays as it is."""
+def raise_temp_buffers(conn: psycopg.Connection[Any], size: str) -> None:
+    """Raise the session's temp_buffers to `size` unless it is larger already. A session that has used a temporary
+    table keeps what it has (PostgreSQL refuses any change then)."""
     try:
         with conn.transaction():
             conn.execute(
@@ -20,8 +20,7 @@ def raise_temp_buffers(conn: psycopg.Connection[Any], size: str) -> bool:
                 [size, size],
             )
     except psycopg.errors.InvalidParameterValue:
-        return False
-    return True
+        pass
 
 
 def read_sample(conn: psycopg.Connection[Any], rows: int) -> None:
