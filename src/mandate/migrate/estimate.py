@@ -4,10 +4,10 @@ A *rehearsal* is a past run (a `--dry-run`, or a real run) recorded in the data 
 (`migration-008-runs.json`): its database size and the seconds of every step and 008 phase. The newest rehearsal of
 this database (or, failing that, of any database) is scaled by the ratio of the sizes of the tables 008 rewrites.
 
-Without one, a *calibration* measures this server: the time to copy a sample of decision_events into a temporary
-table (`CREATE TEMP TABLE … AS SELECT … LIMIT n`) gives a copy rate in bytes per second, and each part of the
-migration transaction is priced at that rate: a fixed amount of work (catalog changes, some forty index and key
-creations, statements) plus a multiple of the bytes it reads, writes and indexes. Either way it is an estimate, and
+Without one, a *calibration* measures this server: the time to copy a sample of decision_events (its first rows,
+read once into a temporary table) into another temporary table gives a copy rate in bytes per second, and each part
+of the migration transaction is priced at that rate: a fixed amount of work (catalog changes, some forty index and
+key creations, statements) plus a multiple of the bytes it reads, writes and indexes. Either way it is an estimate, and
 the report shows it next to the actual times.
 """
 
